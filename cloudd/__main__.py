@@ -1,0 +1,5 @@
+import sys
+
+from cloudd.cli import main
+
+sys.exit(main())

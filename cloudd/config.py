@@ -1,0 +1,171 @@
+"""Configuration: pydantic models loaded from TOML, overridden by the environment.
+
+Precedence, lowest first: model defaults, the TOML file, ``CLOUDD_SECTION__KEY``
+environment variables, then command-line flags.  ``config.toml`` at the top of
+the repository documents every option with its default; a test keeps the two in
+step.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "CLOUDD_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(Section):
+    listen: str = "127.0.0.1:8800"
+    public_url: str = ""
+    data_dir: str = ""
+    region: str = "RegionOne"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    access_log: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["kv", "json"] = "kv"
+
+
+class ListenersConfig(Section):
+    identity: str = ""
+    compute: str = ""
+    placement: str = ""
+    image: str = ""
+    volume: str = ""
+    network: str = ""
+
+
+class DatabaseConfig(Section):
+    url: str = ""
+    echo: bool = False
+    pool_size: int = Field(default=5, ge=1)
+
+
+class IdentityConfig(Section):
+    token_expiration: int = Field(default=3600, gt=0)
+    fernet_max_active_keys: int = Field(default=3, ge=3)
+    lockout_failure_attempts: int = Field(default=0, ge=0)
+    lockout_duration: int = Field(default=1800, ge=0)
+    password_hash_rounds: int = Field(default=12, ge=4, le=31)
+    admin_user: str = "admin"
+    admin_project: str = "admin"
+    token_cache_seconds: float = Field(default=5.0, ge=0)
+
+
+class RuntimeConfig(Section):
+    sync_cast: bool = False
+    use_uvloop: bool = True
+
+
+class Config(Section):
+    server: ServerConfig = ServerConfig()
+    listeners: ListenersConfig = ListenersConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    identity: IdentityConfig = IdentityConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def data_dir(self) -> Path:
+        if self.server.data_dir:
+            return Path(self.server.data_dir).expanduser()
+        return default_data_dir()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'cloudd.db'}"
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host, port = split_hostport(self.server.listen)
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who runs cloudd."""
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/cloudd")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cloudd"
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"listen address {value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = "unknown option" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg}")
+    return f"invalid configuration in {source}:\n" + "\n".join(lines)
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
+         overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Load the configuration; raise ConfigError naming the bad key and source."""
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, source)) from None
+    layers = [("environment (CLOUDD_SECTION__KEY)", _env_overrides(environ)),
+              ("command line", overrides or {})]
+    for layer_source, layer in layers:
+        if not layer:
+            continue
+        merged = cfg.model_dump()
+        for section, values in layer.items():
+            if not isinstance(merged.get(section), dict):
+                raise ConfigError(f"invalid configuration in {layer_source}:\n"
+                                  f"  {section}: unknown section")
+            merged[section].update(values)
+        try:
+            cfg = Config.model_validate(merged)
+        except ValidationError as e:
+            raise ConfigError(_describe(e, layer_source)) from None
+    split_hostport(cfg.server.listen)
+    return cfg

@@ -1,0 +1,93 @@
+"""`cloudd serve`: start-up, the running cloud, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from cloudd.config import Config, split_hostport
+from cloudd.db import Database, migrate
+from cloudd.policy import Enforcer
+from cloudd.runtime import Supervisor
+from cloudd.services.identity import bootstrap
+from cloudd.services.identity.janitor import RevocationJanitor
+from cloudd.services.identity.policies import POLICIES as IDENTITY_POLICIES
+from cloudd.services.identity.service import IdentityService
+from cloudd.web.app import build_listener, build_root
+
+log = logging.getLogger("cloudd")
+
+
+class Cloud:
+    """Everything one running cloudd holds: config, database, policy, services, actors."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.config = cfg
+        self.db = Database(cfg.database_url, echo=cfg.database.echo,
+                           pool_size=cfg.database.pool_size)
+        policy_file = cfg.data_dir / "policy.yaml"
+        self.enforcer = Enforcer({**IDENTITY_POLICIES}, policy_file)
+        self.identity = IdentityService(cfg, self.db)
+        self.supervisor = Supervisor(sync_cast=cfg.runtime.sync_cast)
+        self.supervisor.add(RevocationJanitor(self.db, cfg.identity.token_expiration))
+
+    async def start(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await migrate.prepare(self.db)
+        self.identity.setup_keys()
+        password = await bootstrap.bootstrap(self.config, self.db)
+        path = bootstrap.clouds_yaml_path(self.config)
+        if password:
+            # Printed once, to the terminal only (never to the log).
+            print(f"cloudd: bootstrapped a new cloud. Admin password: {password}\n"
+                  f"cloudd: credentials written to {path} (mode 0600); use\n"
+                  f"  export OS_CLIENT_CONFIG_FILE={path}\n"
+                  f"  openstack --os-cloud {bootstrap.CLOUD_NAME} token issue", flush=True)
+        else:
+            bootstrap.refresh_clouds_yaml(self.config)
+        await self.supervisor.start()
+
+    async def stop(self, timeout: float) -> None:
+        await self.supervisor.stop(timeout)
+        await self.db.close()
+
+
+async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT; then stop accepting, drain, close. Returns 0."""
+    started = time.monotonic()
+    cloud = Cloud(cfg)
+    await cloud.start()
+    runners = []
+    apps = [(cfg.server.listen, build_root(cloud))]
+    for name, listen in cfg.listeners.model_dump().items():
+        if listen:
+            apps.append((listen, build_listener(cloud, name)))
+    for listen, app in apps:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               shutdown_timeout=cfg.server.shutdown_timeout)
+        await runner.setup()
+        host, port = split_hostport(listen)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        runners.append(runner)
+        log.info("listening", extra={"fields": {"address": listen}})
+    log.info("cloudd ready", extra={"fields": {
+        "url": cfg.public_url, "data_dir": str(cfg.data_dir),
+        "database": cloud.db.dialect, "startup_ms": round((time.monotonic() - started) * 1000)}})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down: draining requests and actors",
+             extra={"fields": {"timeout_s": cfg.server.shutdown_timeout}})
+    # Closing a runner stops its listener first, then waits for in-flight requests.
+    await asyncio.gather(*(r.cleanup() for r in runners))
+    await cloud.stop(cfg.server.shutdown_timeout)
+    log.info("stopped")
+    return 0

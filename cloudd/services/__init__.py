@@ -1,0 +1,1 @@
+"""The in-process OpenStack services: one package per API."""

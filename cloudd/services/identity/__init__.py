@@ -1,0 +1,1 @@
+"""Identity: the slice of Keystone v3 a compute cloud needs."""

@@ -1,0 +1,29 @@
+"""The identity service object other parts of cloudd hold."""
+
+from __future__ import annotations
+
+from cloudd.config import Config
+from cloudd.db import Database
+from cloudd.services.identity.fernet import KeyRepository
+from cloudd.services.identity.tokens import Token, TokenProvider
+
+
+class IdentityService:
+    def __init__(self, cfg: Config, db: Database) -> None:
+        self.config = cfg
+        self.db = db
+        self.keys = KeyRepository(cfg.data_dir / "fernet-keys",
+                                  cfg.identity.fernet_max_active_keys)
+        self.tokens = TokenProvider(self.keys, cfg.identity.token_expiration,
+                                    cfg.identity.token_cache_seconds)
+
+    def setup_keys(self) -> bool:
+        return self.keys.setup()
+
+    async def validate(self, token: str, *, use_cache: bool = True) -> Token:
+        """The caller behind a token, or ApiError(404) when it is not valid."""
+        return await self.tokens.validate(self.db.read, token, use_cache=use_cache)
+
+    def changed(self) -> None:
+        """Something tokens depend on changed: no cached validation may outlive it."""
+        self.tokens.invalidate_cache()

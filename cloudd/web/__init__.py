@@ -1,0 +1,1 @@
+"""The HTTP front: one aiohttp application with a sub-application per API."""

@@ -1,0 +1,93 @@
+"""The aiohttp applications: one root serving every API, and per-API listeners."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from aiohttp import web
+
+from cloudd.web.auth import auth_middleware
+from cloudd.web.errors import ErrorStyle, identity_style
+from cloudd.web.middleware import error_middleware, request_id_middleware
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How one API is mounted: its path, its error format, its routes."""
+
+    name: str                                   # also the DevStack path: /identity
+    error_style: ErrorStyle
+    forbidden_message: str                      # with {rule}
+    routes: Callable[[], list[tuple[str, str, Callable]]]
+
+
+# Each API package exposes SPEC in its api module; later APIs add a line here.
+SERVICE_MODULES = ["cloudd.services.identity.api"]
+
+_ROOT_SPEC = ServiceSpec("", identity_style,
+                         "You are not authorized to perform the requested action: {rule}.",
+                         lambda: [])
+
+
+def service_specs() -> list[ServiceSpec]:
+    return [importlib.import_module(m).SPEC for m in SERVICE_MODULES]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+healthz.public = True  # type: ignore[attr-defined]
+
+
+def _prefix_middleware(spec_for: Callable[[web.Request], tuple[ServiceSpec, str]]):
+    """Tell handlers and the error renderer which API (and path prefix) this is."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        request["spec"], request["prefix"] = spec_for(request)
+        return await handler(request)
+
+    return middleware
+
+
+def _application(cloud, spec_for) -> web.Application:
+    app = web.Application(
+        middlewares=[_prefix_middleware(spec_for), request_id_middleware,
+                     error_middleware(lambda r: r["spec"]), auth_middleware],
+        client_max_size=cloud.config.server.max_body_bytes)
+    app["cloud"] = cloud
+    app["access_log"] = cloud.config.server.access_log
+    return app
+
+
+def build_root(cloud) -> web.Application:
+    """Every API under its DevStack path on one port, plus /healthz."""
+    specs = {s.name: s for s in service_specs()}
+
+    def spec_for(request: web.Request) -> tuple[ServiceSpec, str]:
+        first = request.path.lstrip("/").split("/", 1)[0]
+        spec = specs.get(first)
+        return (spec, f"/{first}") if spec else (_ROOT_SPEC, "")
+
+    app = _application(cloud, spec_for)
+    app.router.add_get("/healthz", healthz)
+    for spec in specs.values():
+        for method, path, handler in spec.routes():
+            app.router.add_route(method, f"/{spec.name}{path}", handler)
+            if path == "/":
+                app.router.add_route(method, f"/{spec.name}", handler)
+    return app
+
+
+def build_listener(cloud, name: str) -> web.Application:
+    """One API at the root of its own port (for example Placement on :8778)."""
+    for spec in service_specs():
+        if spec.name == name:
+            app = _application(cloud, lambda r, spec=spec: (spec, ""))
+            for method, path, handler in spec.routes():
+                app.router.add_route(method, path, handler)
+            return app
+    raise ValueError(f"no API named {name!r}")

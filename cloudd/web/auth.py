@@ -1,0 +1,75 @@
+"""Who is calling: token validation for every API, and the request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiohttp import web
+
+from cloudd.web.errors import ApiError
+
+
+@dataclass
+class RequestContext:
+    """The caller of one request, as policy and handlers see it."""
+
+    token: Any                      # cloudd.services.identity.tokens.Token
+    request_id: str
+    enforcer: Any                   # cloudd.policy.Enforcer
+
+    @property
+    def user_id(self) -> str:
+        return self.token.user_id
+
+    @property
+    def project_id(self) -> str | None:
+        return self.token.project_id
+
+    @property
+    def creds(self) -> dict:
+        return self.token.policy_creds()
+
+    def can(self, rule: str, target: dict | None = None) -> bool:
+        return self.enforcer.enforce(rule, target or {}, self.creds)
+
+    def authorize(self, rule: str, target: dict | None = None) -> None:
+        """Raise PolicyNotAuthorized (rendered as the API's 403) unless allowed."""
+        self.enforcer.authorize(rule, target or {}, self.creds)
+
+
+def public(handler: Callable) -> Callable:
+    """Mark a handler that answers without a token (version documents, login)."""
+    handler.public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def ctx_of(request: web.Request) -> RequestContext:
+    return request["ctx"]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    """Validate X-Auth-Token for every route not marked @public."""
+    match = request.match_info
+    if match.http_exception is None and not getattr(match.handler, "public", False):
+        request["ctx"] = await authenticate(request)
+    return await handler(request)
+
+
+async def authenticate(request: web.Request) -> RequestContext:
+    cloud = request.config_dict["cloud"]
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        raise ApiError(401, "The request you have made requires authentication.",
+                       headers=_www_authenticate(cloud))
+    try:
+        tok = await cloud.identity.validate(token)
+    except ApiError:
+        raise ApiError(401, "The request you have made requires authentication.",
+                       headers=_www_authenticate(cloud)) from None
+    return RequestContext(tok, request["request_id"], cloud.enforcer)
+
+
+def _www_authenticate(cloud) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Keystone uri="{cloud.config.public_url}/identity"'}
