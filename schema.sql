@@ -11,7 +11,7 @@ INSERT INTO schema_version (version) VALUES (1);
 -- Identity -----------------------------------------------------------------
 
 CREATE TABLE domain (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL UNIQUE,
     description TEXT NOT NULL DEFAULT '',
     enabled BOOLEAN NOT NULL DEFAULT TRUE,
@@ -19,7 +19,7 @@ CREATE TABLE domain (
 );
 
 CREATE TABLE project (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     name VARCHAR(64) NOT NULL,
     domain_id VARCHAR(64) NOT NULL REFERENCES domain (id),
     parent_id VARCHAR(64) REFERENCES project (id),
@@ -32,7 +32,7 @@ CREATE TABLE project (
 );
 
 CREATE TABLE identity_user (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     domain_id VARCHAR(64) NOT NULL REFERENCES domain (id),
     enabled BOOLEAN NOT NULL DEFAULT TRUE,
@@ -49,7 +49,7 @@ CREATE TABLE identity_user (
 );
 
 CREATE TABLE role (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     -- '<<null>>' for global roles, as Keystone does, so the unique key holds.
     domain_id VARCHAR(64) NOT NULL DEFAULT '<<null>>',
@@ -76,7 +76,7 @@ CREATE TABLE role_assignment (
 CREATE INDEX ix_role_assignment_target ON role_assignment (target_id);
 
 CREATE TABLE application_credential (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     user_id VARCHAR(64) NOT NULL REFERENCES identity_user (id) ON DELETE CASCADE,
     project_id VARCHAR(64) NOT NULL,
@@ -98,7 +98,7 @@ CREATE TABLE application_credential_role (
 -- Keystone-style revocation events: a token matches an event when every
 -- non-null column matches it and it was issued at or before issued_before.
 CREATE TABLE revocation_event (
-    id VARCHAR(64) PRIMARY KEY,
+    id VARCHAR(64) NOT NULL PRIMARY KEY,
     audit_id VARCHAR(64),
     user_id VARCHAR(64),
     project_id VARCHAR(64),

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "CLOUDD_"
 
@@ -33,6 +33,11 @@ class ServerConfig(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["kv", "json"] = "kv"
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _hostport(value)
+
 
 class ListenersConfig(Section):
     identity: str = ""
@@ -41,6 +46,11 @@ class ListenersConfig(Section):
     image: str = ""
     volume: str = ""
     network: str = ""
+
+    @field_validator("*")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _hostport(value) if value else value
 
 
 class DatabaseConfig(Section):
@@ -109,9 +119,14 @@ def default_data_dir() -> Path:
 
 def split_hostport(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"listen address {value!r} is not HOST:PORT")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address {value!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+def _hostport(value: str) -> str:
+    split_hostport(value)
+    return value
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -167,5 +182,4 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
             cfg = Config.model_validate(merged)
         except ValidationError as e:
             raise ConfigError(_describe(e, layer_source)) from None
-    split_hostport(cfg.server.listen)
     return cfg

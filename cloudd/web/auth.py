@@ -31,11 +31,27 @@ class RequestContext:
         return self.token.policy_creds()
 
     def can(self, rule: str, target: dict | None = None) -> bool:
-        return self.enforcer.enforce(rule, target or {}, self.creds)
+        return self.enforcer.enforce(rule, _both(target), self.creds)
 
     def authorize(self, rule: str, target: dict | None = None) -> None:
         """Raise PolicyNotAuthorized (rendered as the API's 403) unless allowed."""
-        self.enforcer.authorize(rule, target or {}, self.creds)
+        self.enforcer.authorize(rule, _both(target), self.creds)
+
+
+def _both(target: dict | None) -> dict:
+    """The target as Nova's rules read it (%(project_id)s) and as Keystone's do
+    (%(target.project.id)s).
+
+    Unknown (None) values are left out: oslo.policy would compare them as the
+    string "None", so a caller with no domain would "match" a target with none.
+    """
+    target = _known(target or {})
+    return {**target, "target": target}
+
+
+def _known(value: dict) -> dict:
+    return {k: _known(v) if isinstance(v, dict) else v
+            for k, v in value.items() if v is not None}
 
 
 def public(handler: Callable) -> Callable:

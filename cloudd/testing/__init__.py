@@ -1,0 +1,1 @@
+"""Helpers for cloudd's own tests and benchmarks: throwaway PostgreSQL, server processes."""

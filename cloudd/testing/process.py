@@ -1,0 +1,86 @@
+"""Run a real `cloudd serve` in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from cloudd.testing.postgres import free_port
+
+
+class CloudProcess:
+    """`cloudd serve` on a free port with its own data directory.
+
+    ``env`` adds CLOUDD_SECTION__KEY settings (a database URL, say).
+    """
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-serve.log"
+        self.started_in: float = 0.0
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDD_", "OS_"))}
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 30.0) -> "CloudProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cloudd", "--data-dir", str(self.data_dir), "serve",
+             "--listen", f"127.0.0.1:{self.port}"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        log.close()
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cloudd exited with {self.proc.returncode}:\n"
+                                   + self.log_path.read_text()[-4000:])
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        self.started_in = time.monotonic() - t0
+                        return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("cloudd did not become healthy in time:\n"
+                           + self.log_path.read_text()[-4000:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.data_dir / "clouds.yaml"
+
+    def admin_auth(self) -> dict:
+        return yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["cloudd"]["auth"]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
