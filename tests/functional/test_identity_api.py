@@ -155,3 +155,65 @@ def test_policy_file_overrides_a_rule(cloud, osc):
         policy.unlink()
     time.sleep(1.1)
     assert osc.run("user", "list", auth=dora, check=False).returncode != 0
+
+
+def _auth_body(cloud, scope=None, methods_token=None):
+    auth = cloud.admin_auth()
+    if methods_token:
+        ident = {"methods": ["token"], "token": {"id": methods_token}}
+    else:
+        ident = {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "domain": {"name": "Default"},
+            "password": auth["password"]}}}
+    body = {"auth": {"identity": ident}}
+    if scope is not None:
+        body["auth"]["scope"] = scope
+    return body
+
+
+def test_unscoped_domain_scoped_and_rescoped_tokens(cloud, token):
+    url = cloud.url + "/identity/v3/auth/tokens"
+    unscoped = requests.post(url, json=_auth_body(cloud, "unscoped"))
+    assert unscoped.status_code == 201
+    body = unscoped.json()["token"]
+    assert "project" not in body and "roles" not in body and "catalog" not in body
+    # Rescope the unscoped token to a project with the token method.
+    rescoped = requests.post(url, json=_auth_body(
+        cloud, {"project": {"name": "admin", "domain": {"id": "default"}}},
+        methods_token=unscoped.headers["X-Subject-Token"]))
+    assert rescoped.status_code == 201
+    body = rescoped.json()["token"]
+    assert body["project"]["name"] == "admin" and set(body["methods"]) == {"password", "token"}
+    assert body["audit_ids"][1] == unscoped.json()["token"]["audit_ids"][0]
+    # No role on the domain yet: a domain-scoped token is refused.
+    h = {"X-Auth-Token": token}
+    assert requests.post(url, json=_auth_body(cloud, {"domain": {"id": "default"}})
+                         ).status_code == 401
+    user_id = rescoped.json()["token"]["user"]["id"]
+    reader = requests.get(cloud.url + "/identity/v3/roles?name=reader", headers=h).json()
+    grant = f"{cloud.url}/identity/v3/domains/default/users/{user_id}/roles/" \
+            f"{reader['roles'][0]['id']}"
+    assert requests.put(grant, headers=h).status_code == 204
+    try:
+        scoped = requests.post(url, json=_auth_body(cloud, {"domain": {"name": "Default"}}))
+        assert scoped.status_code == 201
+        assert scoped.json()["token"]["domain"] == {"id": "default", "name": "Default"}
+        assert [r["name"] for r in scoped.json()["token"]["roles"]] == ["reader"]
+    finally:
+        assert requests.delete(grant, headers=h).status_code == 204
+
+
+def test_access_log_has_a_line_per_request_and_no_secrets(cloud, token):
+    marker = f"/identity/v3/projects/log-marker-{time.time_ns()}"
+    r = requests.get(cloud.url + marker, headers={"X-Auth-Token": token})
+    assert r.status_code == 404
+    rid = r.headers["x-openstack-request-id"]
+    lines = [line for line in cloud.log_text().splitlines() if rid in line]
+    assert len(lines) == 1
+    assert "status=404" in lines[0] and "method=GET" in lines[0] and marker in lines[0]
+    log = cloud.log_text()
+    assert token not in log
+    password = cloud.admin_auth()["password"]
+    # Only the one line printed to the terminal at bootstrap shows the password.
+    assert [line for line in log.splitlines() if password in line] == [
+        next(line for line in log.splitlines() if "Admin password" in line)]

@@ -175,3 +175,26 @@ def test_refuses_a_database_newer_than_itself(tmp_path):
     assert "newer than this cloudd" in res.stderr
     assert "Traceback" not in res.stderr
     assert os.path.exists(proc.data_dir / "cloudd.db")
+
+
+def test_an_api_on_its_own_listener(tmp_path):
+    from cloudd.testing.postgres import free_port
+    port = free_port()
+    env = {"CLOUDD_IDENTITY__PASSWORD_HASH_ROUNDS": "4",
+           "CLOUDD_LISTENERS__IDENTITY": f"127.0.0.1:{port}"}
+    proc = CloudProcess(tmp_path / "data", env=env).start()
+    try:
+        root = requests.get(f"http://127.0.0.1:{port}/")
+        assert root.status_code == 300
+        href = root.json()["versions"]["values"][0]["links"][0]["href"]
+        assert href == f"http://127.0.0.1:{port}/v3/"
+        auth = proc.admin_auth()
+        r = password_token(f"http://127.0.0.1:{port}", auth["username"], auth["password"])
+        # password_token adds /identity: on its own port identity is at the root.
+        assert r.status_code == 404 and r.json()["error"]["code"] == 404
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": auth["password"]}}}}}
+        r = requests.post(f"http://127.0.0.1:{port}/v3/auth/tokens", json=body)
+        assert r.status_code == 201 and r.headers["x-openstack-request-id"]
+    finally:
+        assert proc.stop() == 0
