@@ -70,6 +70,18 @@ class IdentityConfig(Section):
     token_cache_seconds: float = Field(default=5.0, ge=0)
 
 
+class AuthConfig(Section):
+    # keystone: X-Auth-Token is a Fernet token from /identity. noauth2 (tests
+    # only, never in production): the token names the caller as Placement's and
+    # Nova's functional tests do ("admin", "user", "USER:PROJECT").
+    strategy: Literal["keystone", "noauth2"] = "keystone"
+
+
+class PolicyConfig(Section):
+    enforce_new_defaults: bool = True
+    enforce_scope: bool = False
+
+
 class RuntimeConfig(Section):
     sync_cast: bool = False
     use_uvloop: bool = True
@@ -80,6 +92,8 @@ class Config(Section):
     listeners: ListenersConfig = ListenersConfig()
     database: DatabaseConfig = DatabaseConfig()
     identity: IdentityConfig = IdentityConfig()
+    auth: AuthConfig = AuthConfig()
+    policy: PolicyConfig = PolicyConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @property

@@ -15,9 +15,8 @@ from cloudd.policy import Enforcer
 from cloudd.runtime import Supervisor
 from cloudd.services.identity import bootstrap
 from cloudd.services.identity.janitor import RevocationJanitor
-from cloudd.services.identity.policies import POLICIES as IDENTITY_POLICIES
 from cloudd.services.identity.service import IdentityService
-from cloudd.web.app import build_listener, build_root
+from cloudd.web.app import build_listener, build_root, service_specs
 
 log = logging.getLogger("cloudd")
 
@@ -29,8 +28,8 @@ class Cloud:
         self.config = cfg
         self.db = Database(cfg.database_url, echo=cfg.database.echo,
                            pool_size=cfg.database.pool_size)
-        policy_file = cfg.data_dir / "policy.yaml"
-        self.enforcer = Enforcer({**IDENTITY_POLICIES}, policy_file)
+        self.specs = service_specs()
+        self.enforcer = Enforcer(policy_defaults(cfg, self.specs), cfg.data_dir / "policy.yaml")
         self.identity = IdentityService(cfg, self.db)
         self.supervisor = Supervisor(sync_cast=cfg.runtime.sync_cast)
         self.supervisor.add(RevocationJanitor(self.db, cfg.identity.token_expiration))
@@ -49,11 +48,25 @@ class Cloud:
                   f"  openstack --os-cloud {bootstrap.CLOUD_NAME} token issue", flush=True)
         else:
             bootstrap.refresh_clouds_yaml(self.config)
+        for spec in self.specs:
+            if spec.on_start is not None:
+                await spec.on_start(self)
         await self.supervisor.start()
 
     async def stop(self, timeout: float) -> None:
         await self.supervisor.stop(timeout)
         await self.db.close()
+
+
+def policy_defaults(cfg: Config, specs) -> dict[str, str]:
+    """Every API's default rules; deprecated ones OR'ed in unless enforce_new_defaults."""
+    rules: dict[str, str] = {}
+    for spec in specs:
+        rules.update(spec.policies)
+        if not cfg.policy.enforce_new_defaults:
+            for name, old in spec.deprecated_policies.items():
+                rules[name] = f"({rules[name]}) or ({old})"
+    return rules
 
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:

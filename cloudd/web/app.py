@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,10 +21,15 @@ class ServiceSpec:
     error_style: ErrorStyle
     forbidden_message: str                      # with {rule}
     routes: Callable[[], list[tuple[str, str, Callable]]]
+    policies: dict[str, str] = field(default_factory=dict)
+    # Legacy rules still accepted unless [policy] enforce_new_defaults is set.
+    deprecated_policies: dict[str, str] = field(default_factory=dict)
+    # Run once when the cloud starts (after the database is ready).
+    on_start: Callable[[object], Awaitable[None]] | None = None
 
 
 # Each API package exposes SPEC in its api module; later APIs add a line here.
-SERVICE_MODULES = ["cloudd.services.identity.api"]
+SERVICE_MODULES = ["cloudd.services.identity.api", "cloudd.services.placement.api"]
 
 _ROOT_SPEC = ServiceSpec("", identity_style,
                          "You are not authorized to perform the requested action: {rule}.",

@@ -76,6 +76,11 @@ async def auth_middleware(request: web.Request, handler):
 async def authenticate(request: web.Request) -> RequestContext:
     cloud = request.config_dict["cloud"]
     token = request.headers.get("X-Auth-Token")
+    if cloud.config.auth.strategy == "noauth2":
+        if not token:
+            raise ApiError(401, "The request you have made requires authentication.")
+        return RequestContext(noauth_token(request, token), request["request_id"],
+                              cloud.enforcer)
     if not token:
         raise ApiError(401, "The request you have made requires authentication.",
                        headers=_www_authenticate(cloud))
@@ -85,6 +90,29 @@ async def authenticate(request: web.Request) -> RequestContext:
         raise ApiError(401, "The request you have made requires authentication.",
                        headers=_www_authenticate(cloud)) from None
     return RequestContext(tok, request["request_id"], cloud.enforcer)
+
+
+def noauth_token(request: web.Request, token: str):
+    """The caller a noauth2 token names, as Placement's NoAuthMiddleware reads it."""
+    from cloudd.services.identity.tokens import Scope, Token
+    from cloudd.services.identity.store import utcnow
+    user_id, _, project_id = token.partition(":")
+    project_id = project_id or user_id
+    if "X-Roles" in request.headers:
+        roles = [r.strip() for r in request.headers["X-Roles"].split(",") if r.strip()]
+    else:
+        roles = ["admin"] if user_id == "admin" else []
+    system = bool(request.headers.get("OpenStack-System-Scope"))
+    now = utcnow()
+    tok = Token(user_id=user_id, user_name=user_id, user_domain_id="default",
+                user_domain_name="Default", methods=["noauth"],
+                scope=Scope("system", "system") if system else Scope("project", project_id),
+                issued_at=now, expires_at=now, audit_ids=[],
+                roles=[{"id": r, "name": r} for r in roles])
+    if not system:
+        tok.project = {"id": project_id, "name": project_id,
+                       "domain": {"id": "default", "name": "Default"}}
+    return tok
 
 
 def _www_authenticate(cloud) -> dict[str, str]:

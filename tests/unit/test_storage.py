@@ -150,22 +150,56 @@ async def test_prepare_refuses_older_database(ready):
 
 @pytest.mark.asyncio
 async def test_upgrade_applies_pending_migrations(ready, tmp_path, monkeypatch):
+    latest = migrate.latest_version()
+    nxt = latest + 1
     mig = tmp_path / "migrations"
     mig.mkdir()
-    (mig / "002_add_note.sql").write_text(
+    for _, path in migrate.migrations():
+        (mig / path.name).write_text(path.read_text())
+    (mig / f"{nxt:03d}_add_note.sql").write_text(
         "-- a test migration\n"
         "CREATE TABLE note (id VARCHAR(64) NOT NULL PRIMARY KEY, body TEXT NOT NULL);\n"
-        "UPDATE schema_version SET version = 2;\n")
+        f"UPDATE schema_version SET version = {nxt};\n")
     (mig / "README.txt").write_text("not a migration")
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", mig)
-    assert migrate.latest_version() == 2
+    assert migrate.latest_version() == nxt
     with pytest.raises(SchemaError, match="cloudd db upgrade"):
         await migrate.prepare(ready)
-    assert await migrate.upgrade(ready) == [2]
+    assert await migrate.upgrade(ready) == [nxt]
     assert await migrate.upgrade(ready) == []
-    assert (await migrate.prepare(ready)).current == 2
+    assert (await migrate.prepare(ready)).current == nxt
     async with ready.read() as conn:
         assert await conn.run_sync(lambda c: inspect(c).has_table("note"))
+
+
+async def _shape(db: Database) -> dict:
+    def read(sync_conn):
+        insp = inspect(sync_conn)
+        return {name: ({c["name"]: (str(c["type"]), c["nullable"])
+                        for c in insp.get_columns(name)},
+                       sorted(insp.get_pk_constraint(name)["constrained_columns"]),
+                       sorted(ix["name"] for ix in insp.get_indexes(name)))
+                for name in insp.get_table_names()}
+    async with db.read() as conn:
+        return await conn.run_sync(read)
+
+
+@pytest.mark.asyncio
+async def test_baseline_plus_migrations_builds_schema_sql(backend, database_url, tmp_path):
+    """A database from the first release, upgraded, is the one schema.sql makes."""
+    fresh = Database(database_url(backend, tmp_path / "a"))
+    (tmp_path / "b").mkdir()
+    old = Database(database_url(backend, tmp_path / "b"))
+    try:
+        await migrate.init(fresh)
+        await migrate._run_script(old, migrate.migrations()[0][1].read_text())
+        assert (await migrate.status(old)).current == 1
+        applied = await migrate.upgrade(old)
+        assert applied == [n for n, _ in migrate.migrations()[1:]]
+        assert await _shape(old) == await _shape(fresh)
+    finally:
+        await fresh.close()
+        await old.close()
 
 
 # --- (c) SQLite settings -----------------------------------------------------------

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from cloudd.services.identity import (app_creds, assignments, auth, catalog_api, projects,
                                       roles, users)
+from cloudd.services.identity.policies import POLICIES
 from cloudd.services.identity.views import base_url
 from cloudd.web.app import ServiceSpec
 from cloudd.web.auth import public
@@ -105,4 +106,5 @@ SPEC = ServiceSpec(
     error_style=identity_style,
     forbidden_message="You are not authorized to perform the requested action: {rule}.",
     routes=routes,
+    policies=POLICIES,
 )
