@@ -14,7 +14,8 @@ from cloudd.services.identity.schemas import (AppCredMethod, AuthRequest, Passwo
                                               ScopeRef, UserRef)
 from cloudd.services.identity.tokens import (SYSTEM_TARGET, Scope, Token,
                                              new_audit_id, record_revocation)
-from cloudd.services.identity.views import domain_view, identity, link_self, project_view
+from cloudd.services.identity.views import (collection, domain_view, identity, link_self,
+                                            project_view)
 from cloudd.web.auth import ctx_of, public
 from cloudd.web.errors import ApiError, unauthorized
 from cloudd.web.middleware import read_json
@@ -246,31 +247,23 @@ async def auth_catalog(request: web.Request) -> web.Response:
                               "links": link_self(request, "/v3/auth/catalog")})
 
 
+async def _granted(request: web.Request, atype: str, table, view, key: str) -> web.Response:
+    """The enabled projects or domains the caller holds a role on."""
+    ra = t.role_assignment
+    ids = select(ra.c.target_id).where(ra.c.actor_id == ctx_of(request).user_id,
+                                       ra.c.type == atype)
+    async with identity(request).db.read() as conn:
+        rows = (await conn.execute(select(table).where(
+            table.c.id.in_(ids), table.c.enabled.is_(True)).order_by(table.c.name))).all()
+    return collection(request, key, [view(request, r) for r in rows], f"/v3/auth/{key}")
+
+
 async def auth_projects(request: web.Request) -> web.Response:
-    tok = ctx_of(request).token
-    svc = identity(request)
-    async with svc.db.read() as conn:
-        ra = t.role_assignment
-        ids = set((await conn.execute(select(ra.c.target_id).where(
-            ra.c.actor_id == tok.user_id, ra.c.type == "UserProject"))).scalars().all())
-        rows = (await conn.execute(select(t.project).where(
-            t.project.c.id.in_(ids), t.project.c.enabled.is_(True))
-            .order_by(t.project.c.name))).all() if ids else []
-    return web.json_response({"projects": [project_view(request, r) for r in rows],
-                              "links": link_self(request, "/v3/auth/projects")})
+    return await _granted(request, "UserProject", t.project, project_view, "projects")
 
 
 async def auth_domains(request: web.Request) -> web.Response:
-    tok = ctx_of(request).token
-    svc = identity(request)
-    async with svc.db.read() as conn:
-        ra = t.role_assignment
-        ids = set((await conn.execute(select(ra.c.target_id).where(
-            ra.c.actor_id == tok.user_id, ra.c.type == "UserDomain"))).scalars().all())
-        rows = (await conn.execute(select(t.domain).where(
-            t.domain.c.id.in_(ids), t.domain.c.enabled.is_(True)))).all() if ids else []
-    return web.json_response({"domains": [domain_view(request, r) for r in rows],
-                              "links": link_self(request, "/v3/auth/domains")})
+    return await _granted(request, "UserDomain", t.domain, domain_view, "domains")
 
 
 async def auth_system(request: web.Request) -> web.Response:

@@ -45,11 +45,15 @@ async def check_secret(secret: str, hashed: str | None) -> bool:
     return await asyncio.to_thread(bcrypt.checkpw, secret.encode()[:72], hashed.encode())
 
 
-async def get_domain(conn: AsyncConnection, domain_id: str) -> Row:
-    row = (await conn.execute(select(t.domain).where(t.domain.c.id == domain_id))).first()
+async def _get(conn: AsyncConnection, table, row_id: str, what: str) -> Row:
+    row = (await conn.execute(select(table).where(table.c.id == row_id))).first()
     if row is None:
-        raise not_found(f"Could not find domain: {domain_id}.")
+        raise not_found(f"Could not find {what}: {row_id}.")
     return row
+
+
+async def get_domain(conn: AsyncConnection, domain_id: str) -> Row:
+    return await _get(conn, t.domain, domain_id, "domain")
 
 
 async def find_domain(conn: AsyncConnection, *, id: str | None = None,
@@ -64,24 +68,15 @@ async def find_domain(conn: AsyncConnection, *, id: str | None = None,
 
 
 async def get_project(conn: AsyncConnection, project_id: str) -> Row:
-    row = (await conn.execute(select(t.project).where(t.project.c.id == project_id))).first()
-    if row is None:
-        raise not_found(f"Could not find project: {project_id}.")
-    return row
+    return await _get(conn, t.project, project_id, "project")
 
 
 async def get_user(conn: AsyncConnection, user_id: str) -> Row:
-    row = (await conn.execute(select(t.user).where(t.user.c.id == user_id))).first()
-    if row is None:
-        raise not_found(f"Could not find user: {user_id}.")
-    return row
+    return await _get(conn, t.user, user_id, "user")
 
 
 async def get_role(conn: AsyncConnection, role_id: str) -> Row:
-    row = (await conn.execute(select(t.role).where(t.role.c.id == role_id))).first()
-    if row is None:
-        raise not_found(f"Could not find role: {role_id}.")
-    return row
+    return await _get(conn, t.role, role_id, "role")
 
 
 async def implication_map(conn: AsyncConnection) -> dict[str, set[str]]:
