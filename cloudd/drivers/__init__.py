@@ -1,0 +1,1 @@
+"""Hypervisor drivers behind one small async interface (see base.Driver)."""

@@ -1,0 +1,135 @@
+"""The driver interface: what a compute agent asks of a hypervisor.
+
+Trimmed from Nova's ComputeDriver to what cloudd uses. Every method is a
+coroutine; drivers that wrap blocking libraries run those calls in threads.
+Methods are idempotent where the agent may repeat them after a reconnect:
+``destroy`` of an instance that is already gone succeeds, ``spawn`` of an
+instance that already runs with the same uuid succeeds.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+
+class PowerState(enum.IntEnum):
+    """Nova's power states (compute/power_state.py), as the API reports them."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+class DriverError(Exception):
+    """An operation failed. ``retryable`` failures may succeed on another host."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class HostResources:
+    """What a host offers placement: its inventory and identity."""
+
+    hostname: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    hypervisor_type: str
+    hypervisor_version: int
+    cpu_info: dict = field(default_factory=dict)
+
+
+@dataclass
+class InstanceSpec:
+    """Everything a driver needs to create one guest."""
+
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    image: dict = field(default_factory=dict)       # id, disk_format, properties
+    metadata: dict = field(default_factory=dict)
+    user_data: str | None = None
+    key_data: str | None = None
+
+
+@dataclass
+class InstanceInfo:
+    uuid: str
+    power_state: PowerState
+
+
+@dataclass
+class LifecycleEvent:
+    uuid: str
+    power_state: PowerState
+
+
+class Driver(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def host_resources(self) -> HostResources: ...
+
+    @abc.abstractmethod
+    async def list_instances(self) -> list[InstanceInfo]: ...
+
+    @abc.abstractmethod
+    async def spawn(self, spec: InstanceSpec) -> None: ...
+
+    @abc.abstractmethod
+    async def destroy(self, uuid: str) -> None:
+        """Remove the guest and all its files; succeed when it is already gone."""
+
+    @abc.abstractmethod
+    async def reboot(self, uuid: str, hard: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
+        """Graceful shutdown, hard stop once ``timeout`` runs out."""
+
+    @abc.abstractmethod
+    async def power_on(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def pause(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def unpause(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def suspend(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def resume(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def console_output(self, uuid: str, lines: int | None = None) -> str: ...
+
+    async def snapshot(self, uuid: str, upload) -> None:
+        """Write a snapshot of the root disk through ``upload(chunks)``."""
+        raise DriverError(f"{self.name} driver cannot snapshot")
+
+    async def attach_volume(self, uuid: str, volume: dict) -> None:
+        raise DriverError(f"{self.name} driver cannot attach volumes")
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        raise DriverError(f"{self.name} driver cannot detach volumes")
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[LifecycleEvent]:
+        """Power-state changes the hypervisor reports on its own."""
+
+    async def close(self) -> None:
+        """Release connections (default: nothing to release)."""
