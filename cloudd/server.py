@@ -29,7 +29,9 @@ class Cloud:
         self.db = Database(cfg.database_url, echo=cfg.database.echo,
                            pool_size=cfg.database.pool_size)
         self.specs = service_specs()
-        self.enforcer = Enforcer(policy_defaults(cfg, self.specs), cfg.data_dir / "policy.yaml")
+        self.enforcer = Enforcer(policy_defaults(cfg, self.specs), cfg.data_dir / "policy.yaml",
+                                 scope_types=policy_scope_types(self.specs),
+                                 enforce_scope=cfg.policy.enforce_scope)
         self.identity = IdentityService(cfg, self.db)
         self.supervisor = Supervisor(sync_cast=cfg.runtime.sync_cast)
         self.supervisor.add(RevocationJanitor(self.db, cfg.identity.token_expiration))
@@ -59,14 +61,28 @@ class Cloud:
 
 
 def policy_defaults(cfg: Config, specs) -> dict[str, str]:
-    """Every API's default rules; deprecated ones OR'ed in unless enforce_new_defaults."""
+    """Every API's default rules; deprecated ones OR'ed in unless enforce_new_defaults.
+
+    As oslo.policy's Enforcer: a rule whose deprecated check differs from its
+    new one becomes "(new) or (deprecated)". A rule that policy.yaml overrides
+    is the file's rule alone (the Enforcer's overrides replace defaults).
+    """
     rules: dict[str, str] = {}
     for spec in specs:
         rules.update(spec.policies)
         if not cfg.policy.enforce_new_defaults:
             for name, old in spec.deprecated_policies.items():
-                rules[name] = f"({rules[name]}) or ({old})"
+                if old != rules[name]:
+                    rules[name] = f"({rules[name]}) or ({old})"
     return rules
+
+
+def policy_scope_types(specs) -> dict[str, list[str]]:
+    """Every API's scope_types (rule name -> token scopes it accepts)."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        out.update(spec.scope_types)
+    return out
 
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:

@@ -10,13 +10,16 @@ Typical use::
     enforcer.authorize("get", target, context.to_policy_values())
 """
 
-from cloudd.policy.enforcer import Enforcer, PolicyNotAuthorized, flatten_target
+from cloudd.policy.enforcer import (Enforcer, InvalidScope, PolicyNotAuthorized,
+                                    flatten_target, token_scope)
 from cloudd.policy.parser import Check, parse_rule
 
 __all__ = [
     "Check",
     "Enforcer",
+    "InvalidScope",
     "PolicyNotAuthorized",
     "flatten_target",
     "parse_rule",
+    "token_scope",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +26,28 @@ class PolicyNotAuthorized(Exception):
     def __init__(self, rule: str) -> None:
         super().__init__(f"Policy doesn't allow {rule} to be performed.")
         self.rule = rule
+
+
+class InvalidScope(PolicyNotAuthorized):
+    """The token's scope is not one the rule's ``scope_types`` allow (with
+    scope enforced). A kind of PolicyNotAuthorized: services answer 403, as
+    Placement and Nova turn oslo.policy's InvalidScope into one."""
+
+    def __init__(self, rule: str, scope_types: tuple[str, ...], token_scope: str) -> None:
+        super().__init__(rule)
+        self.args = (f"{rule} requires a token scoped to {' or '.join(scope_types)}, "
+                     f"not {token_scope}",)
+        self.scope_types = scope_types
+        self.token_scope = token_scope
+
+
+def token_scope(creds: Mapping[str, Any]) -> str:
+    """The scope of the caller's token as oslo.policy tells it from creds."""
+    if creds.get("system") or creds.get("system_scope"):
+        return "system"
+    if creds.get("domain_id"):
+        return "domain"
+    return "project"
 
 
 def flatten_target(target: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -60,6 +82,14 @@ class Enforcer:
     parsed is logged and ignored in favour of the last good version; if
     there never was one, every rule denies (fail closed, as oslo.policy's
     enforce would raise).  A missing file means defaults only.
+
+    ``scope_types`` maps rule names to the token scopes they accept
+    (``"project"``, ``"domain"``, ``"system"``), oslo.policy's RuleDefault
+    scope_types. It applies to the rule being enforced (not to rules it
+    refers to with ``rule:``), whatever the override file says for it. With
+    ``enforce_scope`` a token of another scope is denied before the rule is
+    evaluated (:class:`InvalidScope` from :meth:`authorize`); without, the
+    mismatch is only logged, as oslo.policy's ``[oslo_policy] enforce_scope``.
     """
 
     def __init__(
@@ -67,6 +97,8 @@ class Enforcer:
         defaults: Mapping[str, str],
         override_file: Path | None = None,
         *,
+        scope_types: Mapping[str, Sequence[str]] | None = None,
+        enforce_scope: bool = False,
         reload_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,6 +106,9 @@ class Enforcer:
             name: parse_rule(text) for name, text in defaults.items()}
         self._override_file = (
             Path(override_file) if override_file is not None else None)
+        self._scope_types: dict[str, tuple[str, ...]] = {
+            name: tuple(types) for name, types in (scope_types or {}).items() if types}
+        self.enforce_scope = enforce_scope
         self._reload_interval = reload_interval
         self._clock = clock
         self._rules: dict[str, Check] = dict(self._defaults)
@@ -120,8 +155,43 @@ class Enforcer:
                 creds: Mapping[str, Any]) -> bool:
         """Return whether ``creds`` pass rule ``rule_name`` for ``target``.
 
-        Unknown rules, malformed rules and evaluation errors all deny.
+        Unknown rules, malformed rules, evaluation errors and (with scope
+        enforced) a token of a scope the rule does not allow all deny.
         """
+        return self._check(rule_name, target, creds) is None
+
+    def authorize(self, rule_name: str, target: Mapping[str, Any],
+                  creds: Mapping[str, Any]) -> None:
+        """Like :meth:`enforce` but raise :class:`PolicyNotAuthorized` (or
+        its kind :class:`InvalidScope`)."""
+        denial = self._check(rule_name, target, creds)
+        if denial is not None:
+            raise denial
+
+    def check_scope(self, rule_name: str, creds: Mapping[str, Any]) -> InvalidScope | None:
+        """The scope mismatch of a token for a rule, if any (None: fine, or
+        the rule has no scope_types)."""
+        types = self._scope_types.get(rule_name)
+        if not types:
+            return None
+        scope = token_scope(creds)
+        if scope in types:
+            return None
+        return InvalidScope(rule_name, types, scope)
+
+    def _check(self, rule_name: str, target: Mapping[str, Any],
+               creds: Mapping[str, Any]) -> PolicyNotAuthorized | None:
+        """None when allowed, else the exception that says why not."""
+        invalid = self.check_scope(rule_name, creds)
+        if invalid is not None:
+            if self.enforce_scope:
+                return invalid
+            LOG.warning("Policy %s failed scope check: %s", rule_name, invalid)
+        return None if self._evaluate(rule_name, target, creds) \
+            else PolicyNotAuthorized(rule_name)
+
+    def _evaluate(self, rule_name: str, target: Mapping[str, Any],
+                  creds: Mapping[str, Any]) -> bool:
         self.load_rules()
         rule = self._rules.get(rule_name)
         if rule is None:
@@ -135,12 +205,6 @@ class Enforcer:
         except Exception:
             LOG.exception("Error evaluating policy rule %r", rule_name)
             return False
-
-    def authorize(self, rule_name: str, target: Mapping[str, Any],
-                  creds: Mapping[str, Any]) -> None:
-        """Like :meth:`enforce` but raise :class:`PolicyNotAuthorized`."""
-        if not self.enforce(rule_name, target, creds):
-            raise PolicyNotAuthorized(rule_name)
 
 
 def _stat(path: Path) -> _FileSig:

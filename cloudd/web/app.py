@@ -26,6 +26,15 @@ class ServiceSpec:
     deprecated_policies: dict[str, str] = field(default_factory=dict)
     # Run once when the cloud starts (after the database is ready).
     on_start: Callable[[object], Awaitable[None]] | None = None
+    # oslo.policy's scope_types: rule name -> the token scopes it accepts
+    # ("project", "domain", "system"); checked when [policy] enforce_scope is set.
+    scope_types: dict[str, list[str]] = field(default_factory=dict)
+    # An aiohttp-style middleware (request, handler) run for this API's
+    # requests after authentication, around routing: unmatched routes (404,
+    # 405) pass through it too (Placement's microversion negotiation).
+    middleware: Callable | None = None
+    # The media type of an error body for this request (default JSON).
+    error_media: Callable[[web.Request], str] | None = None
 
 
 # Each API package exposes SPEC in its api module; later APIs add a line here.
@@ -58,10 +67,20 @@ def _prefix_middleware(spec_for: Callable[[web.Request], tuple[ServiceSpec, str]
     return middleware
 
 
+@web.middleware
+async def _service_middleware(request: web.Request, handler):
+    """The API's own middleware (ServiceSpec.middleware), if it has one."""
+    own = request["spec"].middleware
+    if own is None:
+        return await handler(request)
+    return await own(request, handler)
+
+
 def _application(cloud, spec_for) -> web.Application:
     app = web.Application(
         middlewares=[_prefix_middleware(spec_for), request_id_middleware,
-                     error_middleware(lambda r: r["spec"]), auth_middleware],
+                     error_middleware(lambda r: r["spec"]), auth_middleware,
+                     _service_middleware],
         client_max_size=cloud.config.server.max_body_bytes)
     app["cloud"] = cloud
     app["access_log"] = cloud.config.server.access_log

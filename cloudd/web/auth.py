@@ -97,7 +97,9 @@ def noauth_token(request: web.Request, token: str):
     from cloudd.services.identity.tokens import Scope, Token
     from cloudd.services.identity.store import utcnow
     user_id, _, project_id = token.partition(":")
-    project_id = project_id or user_id
+    # An X-Project-Id header wins, as oslo.context reads the headers that
+    # Placement's NoAuthMiddleware leaves (HTTP_X_PROJECT_ID before X_TENANT_ID).
+    project_id = request.headers.get("X-Project-Id") or project_id or user_id
     if "X-Roles" in request.headers:
         roles = [r.strip() for r in request.headers["X-Roles"].split(",") if r.strip()]
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from http import HTTPStatus
 from typing import Callable
 
@@ -87,8 +89,20 @@ def network_style(status: int, message: str, err: ApiError | None, rid: str) -> 
 
 def error_response(style: ErrorStyle, status: int, message: str, request: web.Request,
                    err: ApiError | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+                   headers: dict[str, str] | None = None,
+                   media: str = "application/json") -> web.Response:
+    """The error in the API's format: JSON, or (for an API that negotiates error
+    bodies, as Placement's WebOb does) text/html or text/plain."""
     rid = request.get("request_id", "")
-    body = style(status, message, err, rid)
-    resp = web.json_response(body, status=status, headers=headers)
-    return resp
+    if media == "text/html":
+        text = (f"<html>\n <head>\n  <title>{status} {title_for(status)}</title>\n </head>\n"
+                f" <body>\n  <h1>{status} {title_for(status)}</h1>\n"
+                f"  {html.escape(message)}<br /><br />\n\n\n\n </body>\n</html>")
+        body = text.encode()
+    elif media == "text/plain":
+        body = f"{status} {title_for(status)}\n\n{message}\n\n   ".encode()
+    else:
+        media = "application/json"
+        body = json.dumps(style(status, message, err, rid)).encode()
+    # A body of bytes: the content type stays exactly what it says (no charset).
+    return web.Response(body=body, status=status, headers=headers, content_type=media)

@@ -59,13 +59,15 @@ def error_middleware(spec_for):
     async def middleware(request: web.Request, handler):
         spec = spec_for(request)
         style = spec.error_style
+        media = spec.error_media(request) if spec.error_media else "application/json"
         try:
             return await handler(request)
         except ApiError as err:
-            return error_response(style, err.status, err.message, request, err, err.headers)
+            return error_response(style, err.status, err.message, request, err, err.headers,
+                                  media=media)
         except PolicyNotAuthorized as exc:
             return error_response(style, 403, spec.forbidden_message.format(rule=exc.rule),
-                                  request)
+                                  request, media=media)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -73,13 +75,13 @@ def error_middleware(spec_for):
             if exc.status == 405 and "Allow" in exc.headers:
                 headers["Allow"] = exc.headers["Allow"]
             return error_response(style, exc.status, _http_message(exc), request, None,
-                                  headers)
+                                  headers, media=media)
         except Exception:
             log.exception("unexpected error serving %s %s (request %s)",
                           request.method, request.path, request.get("request_id"))
             return error_response(
                 style, 500, "An unexpected error prevented the server from fulfilling "
-                "your request.", request)
+                "your request.", request, media=media)
 
     return middleware
 

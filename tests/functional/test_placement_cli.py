@@ -53,9 +53,9 @@ def test_inventory_traits_classes_candidates_and_allocations(osc, pl):
                                                   "list", rp["uuid"])}
     assert listed == {"VCPU", "MEMORY_MB", "DISK_GB"}
 
-    pl("resource", "class", "create", "CUSTOM_CLI_GPU")
+    osc.run("resource", "class", "create", "CUSTOM_CLI_GPU", *V)
     assert "CUSTOM_CLI_GPU" in {c["name"] for c in pl("resource", "class", "list")}
-    pl("trait", "create", "CUSTOM_CLI_FAST")
+    osc.run("trait", "create", "CUSTOM_CLI_FAST", *V)
     assert "CUSTOM_CLI_FAST" in {t["name"] for t in pl("trait", "list")}
     traits = pl("resource", "provider", "trait", "set", rp["uuid"],
                 "--trait", "CUSTOM_CLI_FAST", "--trait", "HW_CPU_X86_AVX2")
@@ -74,7 +74,7 @@ def test_inventory_traits_classes_candidates_and_allocations(osc, pl):
     project, user = str(uuid.uuid4()), str(uuid.uuid4())
     alloc = pl("resource", "provider", "allocation", "set", consumer,
                "--allocation", f"rp={rp['uuid']},VCPU=2,MEMORY_MB=2048",
-               "--project-id", project, "--user-id", user)
+               "--project-id", project, "--user-id", user, "--consumer-type", "INSTANCE")
     assert alloc[0]["resources"] == {"VCPU": 2, "MEMORY_MB": 2048}
     shown = pl("resource", "provider", "allocation", "show", consumer)
     assert shown[0]["resource_provider"] == rp["uuid"]
@@ -83,7 +83,8 @@ def test_inventory_traits_classes_candidates_and_allocations(osc, pl):
     # Over capacity (8 * 4.0 = 32 VCPU) is refused and changes nothing.
     over = osc.run("resource", "provider", "allocation", "set", str(uuid.uuid4()), *V,
                    "--allocation", f"rp={rp['uuid']},VCPU=31",
-                   "--project-id", project, "--user-id", user, check=False)
+                   "--project-id", project, "--user-id", user, "--consumer-type", "INSTANCE",
+                   check=False)
     assert over.returncode != 0 and "409" in over.stderr
     osc.run("resource", "provider", "allocation", "unset", consumer, *V)
     assert pl("resource", "provider", "allocation", "show", consumer) == []

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from cloudd.services.placement import (aggregates, allocations, candidates, inventories,
                                        microversion, providers, reshaper, resource_classes,
-                                       traits, usages)
+                                       sync, traits, usages)
 from cloudd.services.placement.microversion import versioned
-from cloudd.services.placement.policies import DEPRECATED, POLICIES
-from cloudd.services.placement.util import json_response
+from cloudd.services.placement.policies import DEPRECATED, POLICIES, SCOPE_TYPES
+from cloudd.services.placement.util import error_media, json_response
 from cloudd.web.app import ServiceSpec
 from cloudd.web.auth import public
 from cloudd.web.errors import placement_style
@@ -23,7 +23,7 @@ async def home(request: web.Request) -> web.Response:
     return json_response(request, {"versions": [version]})
 
 
-# path -> {method: (handler, first microversion it exists in)}
+# path -> {method: (handler, first microversion it exists in[, status below it])}
 ROUTES: dict[str, dict[str, tuple]] = {
     "/": {"GET": (home, None)},
     "/resource_classes": {
@@ -44,7 +44,8 @@ ROUTES: dict[str, dict[str, tuple]] = {
         "GET": (inventories.get_inventories, None),
         "POST": (inventories.create_inventory, None),
         "PUT": (inventories.set_inventories, None),
-        "DELETE": (inventories.delete_inventories, (1, 5))},
+        # Placement answers 405 (not 404) below 1.5 here.
+        "DELETE": (inventories.delete_inventories, (1, 5), 405)},
     "/resource_providers/{uuid}/inventories/{resource_class}": {
         "GET": (inventories.get_inventory, None),
         "PUT": (inventories.update_inventory, None),
@@ -79,8 +80,8 @@ ROUTES: dict[str, dict[str, tuple]] = {
 def routes() -> list[tuple[str, str, object]]:
     out = []
     for path, methods in ROUTES.items():
-        for method, (handler, first) in methods.items():
-            out.append((method, path, versioned(handler, first)))
+        for method, (handler, first, *below) in methods.items():
+            out.append((method, path, versioned(handler, first, *below)))
     return out
 
 
@@ -91,4 +92,8 @@ SPEC = ServiceSpec(
     routes=routes,
     policies=POLICIES,
     deprecated_policies=DEPRECATED,
+    on_start=sync.on_start,
+    scope_types=SCOPE_TYPES,
+    middleware=microversion.middleware,
+    error_media=error_media,
 )

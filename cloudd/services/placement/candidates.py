@@ -1,8 +1,131 @@
-"""Placement handlers: candidates (placeholder: being written)."""
+"""GET /allocation_candidates (1.10-1.39), and the same search for the scheduler.
 
-from cloudd.services.placement.errors import error
+The handler parses the query (query.py), loads a snapshot and searches it
+(candidate_db.py, candidate_search.py) in one read transaction, then renders
+Placement's body for the request's microversion:
+
+* allocation_requests: a list of {"allocations": [{"resource_provider":
+  {"uuid"}, "resources"}]} before 1.12; {"allocations": {uuid: {"resources"}}}
+  from 1.12, plus "mappings" {suffix: [uuid, ...]} from 1.34;
+* provider_summaries: {uuid: {"resources": {class: {"capacity", "used"}}}}
+  (only the requested classes before 1.27), "traits" from 1.17,
+  "parent_provider_uuid" / "root_provider_uuid" from 1.29.
+
+In-process callers use ``find_candidates`` (or PlacementService.candidates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+from aiohttp import web
+from multidict import MultiDict
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cloudd.services.placement import microversion
+from cloudd.services.placement.candidate_db import Summary, load_snapshot, load_summaries
+from cloudd.services.placement.candidate_search import SearchResult, search
+from cloudd.services.placement.query import (RequestGroup, RequestWideParams,
+                                             parse_candidate_query)
+from cloudd.services.placement.respond import authorize, db
+from cloudd.services.placement.util import check_accept, json_response
+
+LIST = "placement:allocation_candidates:list"
+Version = tuple[int, int]
 
 
-async def list_allocation_candidates(request):
-    raise error(501, 'not implemented yet')
+async def list_allocation_candidates(request: web.Request) -> web.Response:
+    check_accept(request)
+    authorize(request, LIST)
+    version = microversion.of(request)
+    groups, params = parse_candidate_query(request.query, version)
+    async with db(request).read() as conn:
+        body = await find_candidates(conn, groups, params, version=version)
+    return json_response(request, body)
 
+
+async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGroup],
+                          params: RequestWideParams | None = None, *,
+                          version: Version = microversion.MAX,
+                          max_candidates: int | None = None) -> dict[str, Any]:
+    """Allocation candidates for ``groups`` as GET /allocation_candidates
+    answers at ``version`` (default: the newest, with mappings).
+
+    ``groups`` maps a suffix ('' for the unsuffixed group) to a RequestGroup;
+    ``params`` holds limit / group_policy / root_required / same_subtree.  The
+    groups are taken as given (``query.parse_candidate_query`` does the
+    checks the HTTP API does); unknown resource classes or traits raise
+    Placement's 400 ApiError.  ``max_candidates`` caps the search (Placement's
+    [placement]max_allocation_candidates; None means no cap).
+    """
+    groups = dict(groups)
+    params = params or RequestWideParams()
+    rcs: set[str] = set()
+    traits: set[str] = set(params.root_required) | set(params.root_forbidden)
+    aggs: set[str] = set()
+    for group in groups.values():
+        rcs |= set(group.resources)
+        traits |= set().union(*group.required_traits) | group.forbidden_traits
+        aggs |= set().union(*group.member_of) | group.forbidden_aggs
+    snap = await load_snapshot(conn, rcs=rcs, traits=traits, aggs=aggs)
+    # Pure CPU over the snapshot: keep the event loop free while it runs.
+    result = await asyncio.to_thread(search, snap, groups, params,
+                                     nested_aware=version >= (1, 29),
+                                     max_candidates=max_candidates)
+    summaries = await load_summaries(conn, result.roots) if result.candidates else {}
+    if result.only is not None:
+        summaries = {rp: s for rp, s in summaries.items() if rp in result.only}
+    return render(result, summaries, rcs, version)
+
+
+def render(result: SearchResult, summaries: dict[str, Summary], requested: set[str],
+           version: Version) -> dict[str, Any]:
+    requests = []
+    for cand in result.candidates:
+        per_rp: dict[str, dict[str, int]] = {}
+        for (rp, rc), amount in cand.resources.items():
+            per_rp.setdefault(rp, {})[rc] = amount
+        if version >= (1, 12):
+            entry: dict[str, Any] = {"allocations": {
+                rp: {"resources": res} for rp, res in per_rp.items()}}
+            if version >= (1, 34):
+                entry["mappings"] = {s: sorted(p) for s, p in cand.mappings.items()}
+        else:
+            entry = {"allocations": [{"resource_provider": {"uuid": rp}, "resources": res}
+                                     for rp, res in per_rp.items()]}
+        requests.append(entry)
+    all_classes = version >= (1, 27)
+    out: dict[str, Any] = {}
+    for rp, s in summaries.items():
+        body: dict[str, Any] = {"resources": {
+            rc: {"capacity": inv.capacity, "used": inv.used}
+            for rc, inv in s.resources.items() if all_classes or rc in requested}}
+        if version >= (1, 17):
+            body["traits"] = list(s.traits)
+        if version >= (1, 29):
+            body["parent_provider_uuid"] = s.parent
+            body["root_provider_uuid"] = s.root
+        out[rp] = body
+    return {"allocation_requests": requests, "provider_summaries": out}
+
+
+def query_from(values: Mapping[str, Any]) -> MultiDict:
+    """A query multidict from {key: value or [values]} (for in-process callers
+    that build GET /allocation_candidates parameters, as Nova's
+    ResourceRequest.to_querystring does)."""
+    query: MultiDict = MultiDict()
+    for key, value in values.items():
+        for one in (value if isinstance(value, (list, tuple)) else [value]):
+            query.add(key, str(one))
+    return query
+
+
+async def candidates_for_query(conn: AsyncConnection, values: Mapping[str, Any], *,
+                               version: Version = microversion.MAX,
+                               max_candidates: int | None = None) -> dict[str, Any]:
+    """``find_candidates`` from query parameters, checked as the API checks them."""
+    query = values if hasattr(values, "getall") else query_from(values)
+    groups, params = parse_candidate_query(query, version)
+    return await find_candidates(conn, groups, params, version=version,
+                                 max_candidates=max_candidates)

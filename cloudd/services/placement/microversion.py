@@ -7,6 +7,7 @@ from functools import wraps
 
 from aiohttp import web
 
+from cloudd.policy import PolicyNotAuthorized
 from cloudd.services.placement.errors import error
 from cloudd.web.errors import ApiError
 
@@ -14,7 +15,9 @@ SERVICE = "placement"
 MIN = (1, 0)
 MAX = (1, 39)
 HEADER = "OpenStack-API-Version"
-_VERSION = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
+# As microversion_parse: two integers around the first dot (so "0.5" is a
+# version, out of range: 406; "1.2.3" is not one: 400).
+_VERSION = re.compile(r"^\s*(\d+)\s*\.\s*(\d+)\s*$")
 
 
 def fmt(version: tuple[int, int]) -> str:
@@ -55,24 +58,77 @@ def at_least(request: web.Request, major: int, minor: int) -> bool:
     return of(request) >= (major, minor)
 
 
-def versioned(handler, min_version: tuple[int, int] | None = None):
+def _check_content_length(request: web.Request) -> None:
+    """A body needs a content type; a content length must be a number (Placement
+    checks both before routing)."""
+    clen = request.headers.get("Content-Length")
+    if not clen:
+        return
+    try:
+        length = int(clen)
+    except ValueError:
+        raise error(400, "content-length header must be an integer") from None
+    if length > 0 and not request.headers.get("Content-Type"):
+        raise error(400, "content-type header required when content-length > 0")
+
+
+async def middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Placement's microversion middleware, for every request to the API.
+
+    Negotiates the version (400 for a malformed one, 406 for one out of range)
+    before routing, and echoes it on every response, errors included (404 and
+    405 for paths and methods that do not exist, in Placement's words).
+    """
+    try:
+        version = parse_header(request)
+    except ApiError as err:
+        err.headers.update(headers(MIN))
+        raise
+    request["placement_mv"] = version
+    try:
+        _check_content_length(request)
+        response = await handler(request)
+    except ApiError as err:
+        err.headers.update(headers(version))
+        raise
+    except PolicyNotAuthorized as exc:
+        message = request["spec"].forbidden_message.format(rule=exc.rule)
+        raise ApiError(403, message, headers=headers(version)) from None
+    except web.HTTPMethodNotAllowed as exc:
+        allow = ", ".join(sorted(exc.allowed_methods))
+        raise ApiError(405, f"The method {request.method} is not allowed for this resource.",
+                       headers={**headers(version), "Allow": allow}) from None
+    except web.HTTPNotFound:
+        err = error(404, "The resource could not be found.")
+        err.headers.update(headers(version))
+        raise err from None
+    response.headers.update(headers(version))
+    return response
+
+
+def versioned(handler, min_version: tuple[int, int] | None = None, status: int = 404):
     """Negotiate the microversion around a handler and echo it on every response.
 
-    A route that only exists from ``min_version`` on is a 404 below it, as in
-    Placement.
+    A route that only exists from ``min_version`` on is a 404 below it (or
+    ``status``: 405 for some), as Placement's version_handler.
     """
 
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            version = parse_header(request)
-        except ApiError as err:
-            err.headers.update(headers(MIN))
-            raise
-        request["placement_mv"] = version
+        version = request.get("placement_mv")
+        if version is None:  # not through the API's middleware
+            try:
+                version = parse_header(request)
+            except ApiError as err:
+                err.headers.update(headers(MIN))
+                raise
+            request["placement_mv"] = version
         try:
             if min_version and version < min_version:
-                raise error(404, "The resource could not be found.")
+                if status == 405:
+                    raise error(405, f"The method {request.method} is not allowed "
+                                     "for this resource.")
+                raise error(status, "The resource could not be found.")
             response = await handler(request)
         except ApiError as err:
             err.headers.update(headers(version))

@@ -1,0 +1,350 @@
+"""The SQL of allocations: replace the allocations of some consumers atomically.
+
+One write transaction does everything Placement's ``replace_all`` does, in
+Placement's order (so the same request fails with the same error):
+
+1. ``prepare``: lock and check every consumer (generation from 1.28), create
+   the missing ones (and their consumer type from 1.38).
+2. ``check_providers``: every provider named must exist (400).
+3. ``expand``: the flat list of allocations; a consumer given ``{}`` gets
+   its current allocations with ``used`` 0 (meaning "remove").
+4. ``apply``: record project/user/type changes, lock the providers, check
+   resource classes (400), delete the consumers' allocations, check capacity
+   against everybody else's usage (409), insert, compare-and-swap every
+   provider's and consumer's generation one up, and drop consumers left with
+   nothing.
+
+``write`` runs the lot in ``Database.write()`` and retries it from scratch
+when a provider's generation moved under it, as Placement does
+(``allocation_conflict_retry_count``).  The reshaper runs the phases itself,
+with inventory changes in between, in its own transaction.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
+
+from cloudd.db import tables as t
+from cloudd.services.placement import consumers, provider_store
+from cloudd.services.placement.consumers import ConcurrentUpdate, ConsumerState
+from cloudd.services.placement.errors import CONCURRENT_UPDATE, error
+from cloudd.services.placement.util import utcnow
+from cloudd.web.errors import ApiError
+
+A, C, RP, INV, RC = t.allocation, t.consumer, t.resource_provider, t.inventory, t.resource_class
+
+# Placement's [placement] allocation_conflict_retry_count default.
+RETRY_COUNT = 10
+
+
+@dataclass
+class ConsumerAllocations:
+    """What one consumer should hold when the write is done.
+
+    ``allocations`` maps provider uuid -> {resource class: amount}; an empty
+    dict removes everything the consumer holds.  ``project_id`` None means
+    Placement's "incomplete consumer" ids (pre-1.8 requests).
+    ``check_generation`` is 1.28's rule; ``consumer_type`` None (pre-1.38)
+    leaves the type alone.
+    """
+
+    uuid: str
+    allocations: dict[str, dict[str, int]]
+    project_id: str | None = None
+    user_id: str | None = None
+    generation: int | None = None
+    check_generation: bool = False
+    consumer_type: str | None = None
+
+
+@dataclass
+class Alloc:
+    rp: str
+    consumer: str
+    rc: str
+    used: int
+
+
+class AllocationFailure(Exception):
+    """Base of the failures handlers word differently (Placement's exceptions)."""
+
+
+class ResourceClassNotFound(AllocationFailure):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No such resource class {name}.")
+
+
+class InvalidInventory(AllocationFailure):
+    def __init__(self, rc: str, rp: str, message: str | None = None) -> None:
+        super().__init__(message or f"Inventory for '{rc}' on resource provider '{rp}' invalid.")
+        self.rc, self.rp = rc, rp
+
+
+class CapacityExceeded(InvalidInventory):
+    def __init__(self, rc: str, rp: str) -> None:
+        super().__init__(rc, rp, f"Unable to create allocation for '{rc}' on resource provider "
+                                 f"'{rp}'. The requested amount would exceed the capacity.")
+
+
+class ConstraintsViolated(InvalidInventory):
+    def __init__(self, rc: str, rp: str) -> None:
+        super().__init__(rc, rp, f"Unable to create allocation for '{rc}' on resource provider "
+                                 f"'{rp}'. The requested amount would violate inventory "
+                                 "constraints.")
+
+
+class ProviderConcurrentUpdate(ConcurrentUpdate):
+    default = ("Another thread concurrently updated the resource provider data. "
+               "Please retry your update")
+
+
+# --- writing -----------------------------------------------------------------
+
+async def prepare(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
+    rows = await consumers.lock_consumers(conn, [w.uuid for w in writes])
+    states = {}
+    for w in writes:
+        states[w.uuid] = await consumers.ensure_consumer(
+            conn, w.uuid, rows.get(w.uuid), project_id=w.project_id, user_id=w.user_id,
+            generation=w.generation, check_generation=w.check_generation,
+            consumer_type=w.consumer_type)
+    return states
+
+
+async def check_providers(conn, writes: list[ConsumerAllocations]) -> None:
+    found = await provider_store.get_providers(conn, [rp for w in writes for rp in w.allocations])
+    for w in writes:
+        for rp in w.allocations:
+            if rp not in found:
+                raise error(400, f"Allocation for resource provider '{rp}' that does not exist.")
+
+
+async def expand(conn, writes: list[ConsumerAllocations]) -> list[Alloc]:
+    out: list[Alloc] = []
+    for w in writes:
+        if w.allocations:
+            out.extend(Alloc(rp, w.uuid, rc, used)
+                       for rp, resources in w.allocations.items()
+                       for rc, used in resources.items())
+        else:
+            rows = await conn.execute(select(A.c.resource_provider_uuid, A.c.resource_class)
+                                      .where(A.c.consumer_uuid == w.uuid))
+            out.extend(Alloc(r.resource_provider_uuid, w.uuid, r.resource_class, 0)
+                       for r in rows)
+    return out
+
+
+async def apply(conn, writes: list[ConsumerAllocations], states: dict[str, ConsumerState],
+                allocs: list[Alloc]) -> None:
+    for w in writes:
+        await consumers.update_consumer(conn, states[w.uuid], w.project_id, w.user_id,
+                                        w.consumer_type)
+    rps = _unique(a.rp for a in allocs)
+    classes = _unique(a.rc for a in allocs)
+    generations = await lock_providers(conn, rps)
+    await _check_classes(conn, classes)
+    prev_usage = await usage(conn, rps, classes)
+    await conn.execute(delete(A).where(A.c.consumer_uuid.in_([w.uuid for w in writes])))
+    await _check_capacity(conn, allocs, prev_usage, rps, classes)
+    now = utcnow()
+    rows = [{"resource_provider_uuid": a.rp, "consumer_uuid": a.consumer,
+             "resource_class": a.rc, "used": a.used, "created_at": now}
+            for a in allocs if a.used > 0]
+    if rows:
+        await conn.execute(insert(A), rows)
+    for rp in rps:
+        try:
+            await provider_store.bump_generation(conn, rp, generations[rp])
+        except ApiError as exc:
+            if exc.code != CONCURRENT_UPDATE:
+                raise
+            raise ProviderConcurrentUpdate() from None
+    for w in writes:
+        await consumers.increment_generation(conn, states[w.uuid])
+    holding = {a.consumer for a in allocs if a.used > 0}
+    await consumers.delete_if_no_allocations(
+        conn, [w.uuid for w in writes if w.uuid not in holding])
+
+
+async def replace_all(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
+    """All four phases on one open write transaction."""
+    states = await prepare(conn, writes)
+    await check_providers(conn, writes)
+    allocs = await expand(conn, writes)
+    await apply(conn, writes, states, allocs)
+    return states
+
+
+async def write(db, writes: list[ConsumerAllocations],
+                retries: int = RETRY_COUNT) -> dict[str, ConsumerState]:
+    """``replace_all`` in its own transaction, retried on a provider race."""
+    for _ in range(max(1, retries)):
+        try:
+            async with db.write() as conn:
+                return await replace_all(conn, writes)
+        except ProviderConcurrentUpdate:
+            continue
+        except DBAPIError as exc:
+            if not retryable(exc):
+                raise
+    raise ProviderConcurrentUpdate()
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialisation failure (PostgreSQL), or a busy SQLite."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in ("40P01", "40001") or "database is locked" in str(orig)
+
+
+async def lock_providers(conn, uuids: list[str]) -> dict[str, int]:
+    """Lock the providers' rows (sorted, so writers never deadlock) -> generations."""
+    if not uuids:
+        return {}
+    rows = await conn.execute(select(RP.c.uuid, RP.c.generation)
+                              .where(RP.c.uuid.in_(sorted(uuids)))
+                              .order_by(RP.c.uuid).with_for_update())
+    found = {r.uuid: r.generation for r in rows}
+    for rp in uuids:
+        if rp not in found:       # deleted since check_providers (PostgreSQL only)
+            raise error(400, f"Allocation for resource provider '{rp}' that does not exist.")
+    return found
+
+
+async def usage(conn, rps: list[str], classes: list[str]) -> dict[tuple[str, str], int]:
+    """{(provider, class): sum of used} over everybody's allocations."""
+    if not rps or not classes:
+        return {}
+    rows = await conn.execute(
+        select(A.c.resource_provider_uuid, A.c.resource_class, func.sum(A.c.used).label("used"))
+        .where(A.c.resource_provider_uuid.in_(rps), A.c.resource_class.in_(classes))
+        .group_by(A.c.resource_provider_uuid, A.c.resource_class))
+    return {(r.resource_provider_uuid, r.resource_class): int(r.used) for r in rows}
+
+
+async def _check_classes(conn, classes: list[str]) -> None:
+    if not classes:
+        return
+    rows = await conn.execute(select(RC.c.name).where(RC.c.name.in_(classes)))
+    known = {r.name for r in rows}
+    for name in classes:
+        if name not in known:
+            raise ResourceClassNotFound(name)
+
+
+async def _check_capacity(conn, allocs: list[Alloc], prev_usage: dict, rps: list[str],
+                          classes: list[str]) -> None:
+    """Placement's _check_capacity_exceeded, against usage without these consumers."""
+    if not allocs:
+        return
+    rows = await conn.execute(select(INV).where(INV.c.resource_provider_uuid.in_(rps),
+                                                INV.c.resource_class.in_(classes)))
+    inventory = {(r.resource_provider_uuid, r.resource_class): r for r in rows}
+    with_inventory = {rp for rp, _ in inventory}
+    missing = [rp for rp in rps if rp not in with_inventory]
+    if missing:
+        raise InvalidInventory(", ".join(classes), ", ".join(missing))
+    current = await usage(conn, rps, classes)
+    wanted: dict[tuple[str, str], int] = collections.defaultdict(int)
+    for a in allocs:
+        key = (a.rp, a.rc)
+        wanted[key] += a.used
+        if a.used == 0:
+            continue
+        inv = inventory.get(key)
+        if inv is None:
+            raise InvalidInventory(a.rc, a.rp)
+        if a.used < inv.min_unit or a.used > inv.max_unit or a.used % inv.step_size:
+            raise ConstraintsViolated(a.rc, a.rp)
+        used = current.get(key, 0)
+        capacity = (inv.total - inv.reserved) * inv.allocation_ratio
+        if capacity < used + a.used or capacity < used + wanted[key]:
+            # Over capacity is still fine when it is no worse than before.
+            before = prev_usage.get(key)
+            if before is None or used + wanted[key] > before:
+                raise CapacityExceeded(a.rc, a.rp)
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+async def delete_all(db, consumer_uuid: str) -> bool:
+    """Remove a consumer's allocations (and the consumer); False if it had none.
+
+    Like Placement, this bumps no generation: freeing capacity cannot break
+    anybody's assumptions.
+    """
+    async with db.write() as conn:
+        result = await conn.execute(delete(A).where(A.c.consumer_uuid == consumer_uuid))
+        if not result.rowcount:
+            return False
+        await consumers.delete_if_no_allocations(conn, [consumer_uuid])
+    return True
+
+
+# --- reading -----------------------------------------------------------------
+
+async def for_consumer(conn, consumer_uuid: str) -> list[Any]:
+    rows = await conn.execute(
+        select(A.c.resource_provider_uuid, A.c.resource_class, A.c.used, A.c.created_at,
+               A.c.updated_at, RP.c.generation.label("rp_generation"), C.c.project_id,
+               C.c.user_id, C.c.generation.label("consumer_generation"), C.c.consumer_type)
+        .select_from(A.join(RP, RP.c.uuid == A.c.resource_provider_uuid)
+                     .outerjoin(C, C.c.uuid == A.c.consumer_uuid))
+        .where(A.c.consumer_uuid == consumer_uuid)
+        .order_by(A.c.resource_provider_uuid, A.c.resource_class))
+    return rows.all()
+
+
+async def for_provider(conn, rp_uuid: str) -> list[Any]:
+    rows = await conn.execute(
+        select(A.c.consumer_uuid, A.c.resource_class, A.c.used, A.c.created_at,
+               A.c.updated_at, C.c.generation.label("consumer_generation"))
+        .select_from(A.outerjoin(C, C.c.uuid == A.c.consumer_uuid))
+        .where(A.c.resource_provider_uuid == rp_uuid)
+        .order_by(A.c.consumer_uuid, A.c.resource_class))
+    return rows.all()
+
+
+def consumer_body(rows: list[Any], version: tuple[int, int]) -> dict:
+    """GET /allocations/{consumer_uuid}'s body at ``version``."""
+    allocations: dict[str, dict] = {}
+    for r in rows:
+        entry = allocations.setdefault(r.resource_provider_uuid,
+                                       {"generation": r.rp_generation, "resources": {}})
+        entry["resources"][r.resource_class] = r.used
+    body: dict[str, Any] = {"allocations": allocations}
+    if rows and version >= (1, 12):
+        first = rows[0]
+        body["project_id"] = first.project_id
+        body["user_id"] = first.user_id
+        if version >= (1, 28):
+            body["consumer_generation"] = first.consumer_generation
+        if version >= (1, 38):
+            body["consumer_type"] = first.consumer_type or consumers.UNKNOWN_TYPE
+    return body
+
+
+def provider_body(rows: list[Any], generation: int, version: tuple[int, int]) -> dict:
+    """GET /resource_providers/{uuid}/allocations's body at ``version``."""
+    allocations: dict[str, dict] = {}
+    for r in rows:
+        entry = allocations.setdefault(r.consumer_uuid, {"resources": {}})
+        entry["resources"][r.resource_class] = r.used
+        if version >= (1, 28):
+            entry["consumer_generation"] = r.consumer_generation
+    return {"allocations": allocations, "resource_provider_generation": generation}
+
+
+def last_modified(rows: list[Any]) -> dt.datetime | None:
+    stamps = [r.updated_at or r.created_at for r in rows]
+    stamps = [s for s in stamps if s is not None]
+    return max(stamps) if stamps else None

@@ -1,0 +1,153 @@
+"""SQL about Placement consumers: find-or-create, generation checks, clean-up.
+
+Everything runs on the caller's connection, inside its write transaction.
+Consumer rows are read ``FOR UPDATE`` (a no-op on SQLite, whose writers are
+already serialised by ``BEGIN IMMEDIATE``), so on PostgreSQL two writers for
+the same consumer queue instead of racing.  Lock order for every allocation
+writer is: consumers (sorted by uuid), then resource providers (sorted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloudd.db import tables as t
+from cloudd.services.placement.errors import CONCURRENT_UPDATE, error
+from cloudd.services.placement.util import utcnow
+
+C = t.consumer
+A = t.allocation
+
+# Placement's [placement] incomplete_consumer_project_id / _user_id defaults:
+# what a pre-1.8 PUT (which names no project or user) is recorded under.
+INCOMPLETE_PROJECT_ID = "00000000-0000-0000-0000-000000000000"
+INCOMPLETE_USER_ID = "00000000-0000-0000-0000-000000000000"
+# A consumer whose consumer_type is NULL shows as this from 1.38 on.
+UNKNOWN_TYPE = "unknown"
+
+
+class ConcurrentUpdate(Exception):
+    """A generation compare-and-swap lost (Placement's ConcurrentUpdateDetected)."""
+
+    default = "Another thread concurrently updated the data. Please retry your update"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default)
+
+
+@dataclass
+class ConsumerState:
+    """A consumer as this transaction found (or made) it."""
+
+    uuid: str
+    project_id: str
+    user_id: str
+    generation: int
+    consumer_type: str | None
+    created: bool = False
+
+
+def _insert_ignoring_duplicates(conn, table, values: dict):
+    """INSERT ... ON CONFLICT DO NOTHING: a racing writer's row wins quietly."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+
+
+async def ensure_consumer_type(conn, name: str) -> None:
+    await conn.execute(_insert_ignoring_duplicates(
+        conn, t.consumer_type, {"name": name, "created_at": utcnow()}))
+
+
+async def lock_consumers(conn, uuids: Iterable[str]) -> dict[str, Any]:
+    """The consumer rows that exist for ``uuids``, locked, keyed by uuid."""
+    wanted = sorted(set(uuids))
+    if not wanted:
+        return {}
+    rows = (await conn.execute(
+        select(C).where(C.c.uuid.in_(wanted)).order_by(C.c.uuid).with_for_update())).all()
+    return {r.uuid: r for r in rows}
+
+
+def generation_conflict(expected: Any, given: Any):
+    shown = "null" if expected is None else expected
+    return error(409, f"consumer generation conflict - expected {shown} but got {given}",
+                 CONCURRENT_UPDATE)
+
+
+async def ensure_consumer(conn, uuid: str, row: Any | None, *, project_id: str | None,
+                          user_id: str | None, generation: int | None,
+                          check_generation: bool, consumer_type: str | None
+                          ) -> ConsumerState:
+    """Placement's ensure_consumer: check the generation, create when missing.
+
+    ``row`` is the consumer's locked row (None when there is none).  With
+    ``check_generation`` (1.28+) the client's generation must match the
+    row's, or be null for a consumer that does not exist yet.  A consumer
+    type (1.38+) is created on first use.  Project and user changes are
+    applied later, by ``update_consumer``.
+    """
+    if project_id is None:
+        project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
+    if row is not None:
+        if check_generation and row.generation != generation:
+            raise generation_conflict(row.generation, generation)
+        if consumer_type is not None:
+            await ensure_consumer_type(conn, consumer_type)
+        return ConsumerState(uuid, row.project_id, row.user_id, row.generation,
+                             row.consumer_type)
+    if check_generation and generation is not None:
+        raise generation_conflict(None, generation)
+    if consumer_type is not None:
+        await ensure_consumer_type(conn, consumer_type)
+    await conn.execute(_insert_ignoring_duplicates(conn, C, {
+        "uuid": uuid, "project_id": project_id, "user_id": user_id, "generation": 0,
+        "consumer_type": consumer_type, "created_at": utcnow()}))
+    # A writer that created the same consumer concurrently (PostgreSQL) wins:
+    # use its row, as Placement does on ConsumerExists.
+    found = (await conn.execute(select(C).where(C.c.uuid == uuid).with_for_update())).one()
+    return ConsumerState(uuid, found.project_id, found.user_id, found.generation,
+                         found.consumer_type, created=True)
+
+
+async def update_consumer(conn, state: ConsumerState, project_id: str | None,
+                          user_id: str | None, consumer_type: str | None) -> None:
+    """Record a changed project/user (and, from 1.38, type) without a generation bump."""
+    if project_id is None:
+        project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
+    values: dict[str, Any] = {}
+    if (project_id, user_id) != (state.project_id, state.user_id):
+        values.update(project_id=project_id, user_id=user_id)
+    if consumer_type and consumer_type != state.consumer_type:
+        values["consumer_type"] = consumer_type
+    if not values:
+        return
+    await conn.execute(update(C).where(C.c.uuid == state.uuid,
+                                       C.c.generation == state.generation)
+                       .values(updated_at=utcnow(), **values))
+    state.project_id = values.get("project_id", state.project_id)
+    state.user_id = values.get("user_id", state.user_id)
+    state.consumer_type = values.get("consumer_type", state.consumer_type)
+
+
+async def increment_generation(conn, state: ConsumerState) -> None:
+    result = await conn.execute(
+        update(C).where(C.c.uuid == state.uuid, C.c.generation == state.generation)
+        .values(generation=state.generation + 1, updated_at=utcnow()))
+    if result.rowcount != 1:
+        raise ConcurrentUpdate()
+    state.generation += 1
+
+
+async def delete_if_no_allocations(conn, uuids: Iterable[str]) -> None:
+    """Drop the consumer rows of ``uuids`` that no allocation refers to any more."""
+    wanted = list(set(uuids))
+    if not wanted:
+        return
+    await conn.execute(delete(C).where(and_(
+        C.c.uuid.in_(wanted),
+        ~exists().where(A.c.consumer_uuid == C.c.uuid))))
