@@ -91,10 +91,11 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     cloud = Cloud(cfg)
     await cloud.start()
     runners = []
-    apps = [(cfg.server.listen, build_root(cloud))]
-    for name, listen in cfg.listeners.model_dump().items():
-        if listen:
-            apps.append((listen, build_listener(cloud, name)))
+    # Per-API listeners first, the main port last: once /healthz answers,
+    # every listener is up.
+    apps = [(listen, build_listener(cloud, name))
+            for name, listen in cfg.listeners.model_dump().items() if listen]
+    apps.append((cfg.server.listen, build_root(cloud)))
     for listen, app in apps:
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=cfg.server.shutdown_timeout)

@@ -10,8 +10,13 @@ Typical use::
     enforcer.authorize("get", target, context.to_policy_values())
 """
 
-from cloudd.policy.enforcer import (Enforcer, InvalidScope, PolicyNotAuthorized,
-                                    flatten_target, token_scope)
+from cloudd.policy.enforcer import (
+    Enforcer,
+    InvalidScope,
+    PolicyNotAuthorized,
+    flatten_target,
+    token_scope,
+)
 from cloudd.policy.parser import Check, parse_rule
 
 __all__ = [

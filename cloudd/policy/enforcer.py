@@ -35,8 +35,9 @@ class InvalidScope(PolicyNotAuthorized):
 
     def __init__(self, rule: str, scope_types: tuple[str, ...], token_scope: str) -> None:
         super().__init__(rule)
-        self.args = (f"{rule} requires a token scoped to {' or '.join(scope_types)}, "
-                     f"not {token_scope}",)
+        message = (f"{rule} requires a token scoped to {' or '.join(scope_types)}, "
+                   f"not {token_scope}")
+        self.args = (message,)
         self.scope_types = scope_types
         self.token_scope = token_scope
 

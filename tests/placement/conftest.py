@@ -67,8 +67,9 @@ def pytest_runtest_setup(item):
             raise
         _Active.suite = suite
     elif _Active.error is not None:
-        raise RuntimeError(f"the fixture of {case.suite_key} failed to start: "
-                           f"{_Active.error}")
+        first_line = (str(_Active.error).splitlines() or [""])[0]
+        raise RuntimeError(f"the fixture of {case.suite_key} failed to start (the "
+                           f"file's first test shows why): {first_line}")
 
 
 @pytest.hookimpl(trylast=True)

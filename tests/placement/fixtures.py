@@ -22,6 +22,8 @@ import signal
 import socket
 import tempfile
 import threading
+import time
+import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -245,6 +247,21 @@ class Seeder:
         self.call("PUT", f"/allocations/{consumer}", body, version="placement 1.37")
 
 
+def _wait_listening(url: str, cloud: CloudProcess, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or cloud.proc is None or cloud.proc.poll() is not None:
+            raise RuntimeError(f"Placement is not answering at {url}:\n"
+                               + cloud.log_text()[-4000:])
+        time.sleep(0.01)
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 
@@ -304,6 +321,9 @@ class APIFixture(fixture.GabbiFixture):
             main_port = PortReservation()
             try:
                 self.cloud = CloudProcess(data_dir, env=env, port=main_port.port).start()
+                # Healthy means the main port listens; Placement's own listener
+                # starts just after it.
+                _wait_listening(self.url, self.cloud)
             finally:
                 main_port.release()
                 self.reservation.release()

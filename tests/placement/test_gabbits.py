@@ -1,26 +1,34 @@
 """Placement's own gabbi files against a live cloudd, on SQLite and PostgreSQL.
 
-The YAML files come from the openstack-placement wheel on PyPI (pinned in
-cloudd/testing/gabbits.py, downloaded once into ~/.cache/cloudd). Each file
-gets a fresh `cloudd serve` (empty database, Placement on its own port) from
-tests/placement/fixtures.py, seeded over the HTTP API as Placement's fixtures
-seed their database. Tests listed in tests/placement/known_failures.yaml are
-xfail(strict=True): a listed test that passes fails the run, so take it out.
+The YAML files come from the openstack-placement wheel on PyPI (version pinned
+in cloudd/testing/gabbits.py, downloaded once into ~/.cache/cloudd, never
+installed). Each file gets a fresh `cloudd serve` (empty database, noauth2,
+Placement at the root of its own port) from tests/placement/fixtures.py,
+seeded over the HTTP API as Placement's fixtures seed their database. Tests
+in tests/placement/known_failures.yaml are xfail(strict=True): a listed test
+that passes fails the run, so take it out of the list.
 
-Usage (each YAML file is a keyword, as is each backend):
+Usage: each YAML file is a keyword ("/NAME.yaml" selects exactly that file;
+"NAME.yaml" any file whose name ends so), as is each backend:
 
-    .venv/bin/pytest -q tests/placement -k "resource-provider.yaml and sqlite"
-    .venv/bin/pytest -q tests/placement -k "traits.yaml or traits-policy.yaml"
-    .venv/bin/pytest -q tests/placement -k "sqlite"            # every file, SQLite
-    .venv/bin/pytest -q tests/placement -k "inventory.yaml and create_an_inventory"
-    .venv/bin/pytest -q tests/placement --runxfail -k usage.yaml  # see known failures fail
+    .venv/bin/pytest -q tests/placement -k "/resource-provider.yaml and sqlite"
+    .venv/bin/pytest -q tests/placement -k "/traits.yaml or /traits-policy.yaml"
+    .venv/bin/pytest -q tests/placement -k "rbac and postgresql"
+    .venv/bin/pytest -q tests/placement -k "sqlite:inventory_post_an_inventory"
+    .venv/bin/pytest -q tests/placement/test_gabbits.py          # everything
+    .venv/bin/pytest -q tests/placement --runxfail -k "/cors.yaml and sqlite"
 
-Test ids are BACKEND:FILE_test_name (lower case, spaces as underscores);
-`--collect-only -q` lists them. A test run alone runs its file's earlier tests
-first (gabbi's prior tests). Useful environment: CLOUDD_GABBI_KEEP=1 keeps each
-cloud's data directory and serve log (the path is printed);
-CLOUDD_GABBI_ACCESS_LOG=true logs every request there. The run ends with
+Test ids are BACKEND:FILE_test_name (lower case, spaces as underscores;
+`--collect-only -q` lists them). A test selected alone runs its file's earlier
+tests first (gabbi's prior tests). The run ends with
 "placement gabbi: N passed, M xfailed (known), of T".
+
+Environment: CLOUDD_GABBI_KEEP=1 keeps each cloud's data directory and its
+serve log (path printed); CLOUDD_GABBI_ACCESS_LOG=true logs each request in
+it; CLOUDD_GABBI_AHEAD=N starts the next N files' clouds ahead (default 2,
+0 for one at a time); CLOUDD_GABBITS_CACHE=DIR moves the download cache.
+Without PostgreSQL's binaries the postgresql tests skip, except on CI (CI set),
+where they fail.
 """
 
 from __future__ import annotations

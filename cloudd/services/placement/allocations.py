@@ -45,7 +45,7 @@ def require_json(request: web.Request) -> None:
 
 async def body_of(request: web.Request, schema: dict):
     """The JSON body, checked against ``schema`` with Placement's full error text."""
-    data = await extract_json(request, {})
+    data = await extract_json(request)
     validate(data, schema)
     return data
 

@@ -70,7 +70,7 @@ async def read_body(request: web.Request, schema: dict) -> Any:
     """The JSON body (parsed by ``util.extract_json``), validated against
     ``schema`` with Placement's full error text ("Failed validating ...") and
     its lenient uuid format."""
-    data = await extract_json(request, {})
+    data = await extract_json(request)
     validate(data, schema)
     return data
 

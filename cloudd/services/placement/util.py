@@ -7,7 +7,6 @@ import json
 from email.utils import format_datetime
 from typing import Any
 
-import jsonschema
 from aiohttp import web
 
 from cloudd.services.placement import microversion
@@ -18,11 +17,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-_FORMATS = jsonschema.FormatChecker()
-
-
-async def extract_json(request: web.Request, schema: dict) -> Any:
-    """The body, parsed and validated, or Placement's 400/415 words."""
+async def extract_json(request: web.Request) -> Any:
+    """The body, parsed, or Placement's 400/415 words (respond.validate checks
+    it against a schema)."""
     ctype = request.content_type
     if request.method in ("POST", "PUT", "PATCH") and ctype != "application/json":
         shown = request.headers.get("Content-Type", "None")
@@ -32,10 +29,6 @@ async def extract_json(request: web.Request, schema: dict) -> Any:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise error(400, f"Malformed JSON: {exc}") from None
-    try:
-        jsonschema.validate(data, schema, format_checker=_FORMATS)
-    except jsonschema.ValidationError as exc:
-        raise error(400, f"JSON does not validate: {exc.message}") from None
     return data
 
 
@@ -120,13 +113,6 @@ def json_response(request: web.Request, body: Any, status: int = 200,
         resp.headers["cache-control"] = "no-cache"
         stamp = (last_modified or utcnow()).replace(tzinfo=dt.timezone.utc, microsecond=0)
         resp.headers["last-modified"] = format_datetime(stamp, usegmt=True)
-    return resp
-
-
-def no_content(headers: dict[str, str] | None = None) -> web.Response:
-    resp = web.Response(status=204, headers=headers)
-    # A 204 has no body, so no content type either (Placement is strict here).
-    resp.content_type = None  # type: ignore[assignment]
     return resp
 
 
