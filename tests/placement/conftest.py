@@ -6,8 +6,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import yaml
 
+from cloudd.db import Database, migrate
+from cloudd.services.placement.sync import sync_standards
 from tests.placement import fixtures
 
 KNOWN_FAILURES = Path(__file__).with_name("known_failures.yaml")
@@ -166,3 +169,22 @@ def pytest_sessionfinish(session, exitstatus):
     fixtures.PREFETCH.shutdown()
     _stop_active()
     fixtures.stop_postgres()
+
+
+# --- a prepared database per backend, for the in-process placement tests ------
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest_asyncio.fixture
+async def db(backend, database_url, tmp_path):
+    database = Database(database_url(backend, tmp_path / "data"))
+    await migrate.prepare(database)
+    await sync_standards(database)
+    yield database
+    await database.close()

@@ -6,13 +6,11 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from cloudd.db import Database, migrate
 from cloudd.services.placement import allocation_store as store
 from cloudd.services.placement import provider_store
 from cloudd.services.placement.consumers import INCOMPLETE_PROJECT_ID
 from cloudd.services.placement.errors import CONCURRENT_UPDATE
 from cloudd.services.placement.service import PlacementService
-from cloudd.services.placement.sync import sync_standards
 from cloudd.web.errors import ApiError
 from tests.placement.allocation_helpers import (
     U,
@@ -25,20 +23,6 @@ from tests.placement.allocation_helpers import (
 
 BACKENDS = ["sqlite", "postgresql"]
 PROJECT, USER = "proj", "user"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-@pytest_asyncio.fixture
-async def db(backend, database_url, tmp_path):
-    database = Database(database_url(backend, tmp_path / "data"))
-    await migrate.prepare(database)
-    await sync_standards(database)
-    yield database
-    await database.close()
 
 
 @pytest_asyncio.fixture

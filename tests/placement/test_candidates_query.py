@@ -7,8 +7,12 @@ from __future__ import annotations
 import pytest
 from multidict import MultiDict
 
-from cloudd.services.placement.query import (member_of_params, parse_candidate_query,
-                                             parse_resources, traits_params)
+from cloudd.services.placement.query import (
+    member_of_params,
+    parse_candidate_query,
+    parse_resources,
+    traits_params,
+)
 from cloudd.web.errors import ApiError
 
 A1 = "8d830468-6395-46b0-b56a-f934a1d60bbe"

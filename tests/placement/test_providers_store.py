@@ -11,10 +11,8 @@ import asyncio
 import os_resource_classes as orc
 import os_traits
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 
-from cloudd.db import Database, migrate
 from cloudd.db import tables as t
 from cloudd.services.placement import provider_store
 from cloudd.services.placement.sync import rc_sort_key, sync_standards
@@ -22,20 +20,6 @@ from cloudd.services.placement.util import utcnow
 from cloudd.web.errors import ApiError
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-@pytest_asyncio.fixture
-async def db(backend, database_url, tmp_path):
-    database = Database(database_url(backend, tmp_path / "data"))
-    await migrate.prepare(database)
-    await sync_standards(database)
-    yield database
-    await database.close()
 
 
 async def _add(db, uuid: str, parent: str | None = None) -> None:

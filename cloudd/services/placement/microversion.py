@@ -101,33 +101,20 @@ async def middleware(request: web.Request, handler) -> web.StreamResponse:
 
 
 def versioned(handler, min_version: tuple[int, int] | None = None, status: int = 404):
-    """Negotiate the microversion around a handler and echo it on every response.
-
-    A route that only exists from ``min_version`` on is a 404 below it (or
-    ``status``: 405 for some), as Placement's version_handler.
+    """A handler that exists only from ``min_version`` on: below it a 404 (or
+    ``status``: 405 for some), as Placement's version_handler. Negotiation and
+    the echoed headers are the API middleware's (``middleware`` above).
     """
+    if min_version is None:
+        return handler
 
     @wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        version = request.get("placement_mv")
-        if version is None:  # not through the API's middleware
-            try:
-                version = parse_header(request)
-            except ApiError as err:
-                err.headers.update(headers(MIN))
-                raise
-            request["placement_mv"] = version
-        try:
-            if min_version and version < min_version:
-                if status == 405:
-                    raise error(405, f"The method {request.method} is not allowed "
-                                     "for this resource.")
-                raise error(status, "The resource could not be found.")
-            response = await handler(request)
-        except ApiError as err:
-            err.headers.update(headers(version))
-            raise
-        response.headers.update(headers(version))
-        return response
+        if request["placement_mv"] < min_version:
+            if status == 405:
+                raise error(405, f"The method {request.method} is not allowed "
+                                 "for this resource.")
+            raise error(status, "The resource could not be found.")
+        return await handler(request)
 
     return wrapper
