@@ -14,6 +14,20 @@ import yaml
 
 from cloudd.testing.postgres import free_port
 
+# Health checks never consult proxy settings: reading them walks os.environ,
+# which pytest changes under a thread that starts clouds in the background.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def environ_snapshot() -> dict[str, str]:
+    """A copy of os.environ that is safe while another thread changes it."""
+    for _ in range(100):
+        try:
+            return dict(os.environ)
+        except (RuntimeError, KeyError):
+            continue
+    return dict(os.environ)
+
 
 class CloudProcess:
     """`cloudd serve` on a free port with its own data directory.
@@ -32,11 +46,12 @@ class CloudProcess:
         self.started_in: float = 0.0
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDD_", "OS_"))}
+        env = {k: v for k, v in environ_snapshot().items()
+               if not k.startswith(("CLOUDD_", "OS_"))}
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 30.0) -> "CloudProcess":
+    def start(self, timeout: float = 30.0) -> CloudProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         t0 = time.monotonic()
@@ -51,7 +66,7 @@ class CloudProcess:
                 raise RuntimeError(f"cloudd exited with {self.proc.returncode}:\n"
                                    + self.log_path.read_text()[-4000:])
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                with DIRECT.open(self.url + "/healthz", timeout=1) as r:
                     if r.status == 200:
                         self.started_in = time.monotonic() - t0
                         return self

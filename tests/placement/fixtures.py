@@ -23,7 +23,6 @@ import socket
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import requests
 from gabbi import fixture
 
-from cloudd.testing.process import CloudProcess
+from cloudd.testing.process import DIRECT, CloudProcess
 
 # ---------------------------------------------------------------------------
 # Ports. cloudd needs its ports before it starts, and a port found free and
@@ -177,6 +176,9 @@ class Seeder:
     def __init__(self, url: str) -> None:
         self.url = url
         self.http = requests.Session()
+        # No proxy lookup: it walks os.environ, which pytest changes while
+        # this runs in a background thread.
+        self.http.trust_env = False
         self.http.headers.update({"x-auth-token": "admin", "accept": "application/json",
                                   "openstack-api-version": LATEST})
         self._uuids: dict[str, str] = {}
@@ -251,7 +253,7 @@ def _wait_listening(url: str, cloud: CloudProcess, timeout: float = 15.0) -> Non
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url + "/", timeout=1) as resp:
+            with DIRECT.open(url + "/", timeout=1) as resp:
                 if resp.status == 200:
                     return
         except OSError:
