@@ -87,6 +87,72 @@ class RuntimeConfig(Section):
     use_uvloop: bool = True
 
 
+class ComputeConfig(Section):
+    # The agent started inside `cloudd serve` (a sidecar task in the process):
+    # libvirt, fake, or none (agents run elsewhere with `cloudd agent`).
+    local_agent: Literal["libvirt", "fake", "none"] = "fake"
+    # Agents send a heartbeat this often; a host silent for longer than
+    # service_down_time shows "down" and is not scheduled to (Nova's
+    # report_interval and service_down_time).
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    service_down_time: float = Field(default=60.0, gt=0)
+    # Hosts tried for one build before it fails with "No valid host was found"
+    # (Nova's [scheduler] max_attempts).
+    max_attempts: int = Field(default=3, ge=1)
+    # An agent command not answered within this many seconds is resent.
+    command_timeout: float = Field(default=600.0, gt=0)
+    default_availability_zone: str = "nova"
+    # Weigher multipliers (Nova's [filter_scheduler] *_weight_multiplier).
+    ram_weight_multiplier: float = 1.0
+    cpu_weight_multiplier: float = 1.0
+    build_failure_weight_multiplier: float = 1000000.0
+
+
+class QuotaConfig(Section):
+    # Nova's [quota] defaults; -1 is unlimited.
+    instances: int = Field(default=10, ge=-1)
+    cores: int = Field(default=20, ge=-1)
+    ram: int = Field(default=51200, ge=-1)
+    metadata_items: int = Field(default=128, ge=-1)
+    key_pairs: int = Field(default=100, ge=-1)
+    server_groups: int = Field(default=10, ge=-1)
+    server_group_members: int = Field(default=10, ge=-1)
+    injected_files: int = Field(default=5, ge=-1)
+    injected_file_content_bytes: int = Field(default=10240, ge=-1)
+    injected_file_path_bytes: int = Field(default=255, ge=-1)
+
+
+class AgentConfig(Section):
+    # `cloudd agent`: where the controller is and who this host is. The
+    # credential comes from `cloudd host add NAME` and is read from
+    # credential_file (mode 0600) or the CLOUDD_AGENT_CREDENTIAL variable,
+    # never from this file.
+    controller: str = ""
+    host: str = ""
+    driver: Literal["libvirt", "fake"] = "fake"
+    credential_file: str = ""
+    state_dir: str = ""
+    # What the host offers placement (Nova's allocation ratios and reserved amounts).
+    cpu_allocation_ratio: float = Field(default=4.0, gt=0)
+    ram_allocation_ratio: float = Field(default=1.0, gt=0)
+    disk_allocation_ratio: float = Field(default=1.0, gt=0)
+    reserved_host_cpus: int = Field(default=0, ge=0)
+    reserved_host_memory_mb: int = Field(default=512, ge=0)
+    reserved_host_disk_mb: int = Field(default=0, ge=0)
+
+
+class FakeDriverConfig(Section):
+    # The fake driver's host (per agent) and its failure knobs.
+    vcpus: int = Field(default=16, ge=1)
+    memory_mb: int = Field(default=32768, ge=1)
+    disk_gb: int = Field(default=1000, ge=1)
+    # Every spawn fails; retryable failures send the build to another host.
+    fail_spawn: bool = False
+    retryable_failure: bool = False
+    # Seconds each operation takes.
+    delay: float = Field(default=0.0, ge=0)
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     listeners: ListenersConfig = ListenersConfig()
@@ -95,6 +161,10 @@ class Config(Section):
     auth: AuthConfig = AuthConfig()
     policy: PolicyConfig = PolicyConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    compute: ComputeConfig = ComputeConfig()
+    quota: QuotaConfig = QuotaConfig()
+    agent: AgentConfig = AgentConfig()
+    fake_driver: FakeDriverConfig = FakeDriverConfig()
 
     @property
     def data_dir(self) -> Path:

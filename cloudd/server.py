@@ -13,6 +13,7 @@ from cloudd.config import Config, split_hostport
 from cloudd.db import Database, migrate
 from cloudd.policy import Enforcer
 from cloudd.runtime import Supervisor
+from cloudd.services.compute.service import ComputeService
 from cloudd.services.identity import bootstrap
 from cloudd.services.identity.janitor import RevocationJanitor
 from cloudd.services.identity.service import IdentityService
@@ -35,6 +36,9 @@ class Cloud:
         self.identity = IdentityService(cfg, self.db)
         self.supervisor = Supervisor(sync_cast=cfg.runtime.sync_cast)
         self.supervisor.add(RevocationJanitor(self.db, cfg.identity.token_expiration))
+        self.compute = ComputeService(self)
+        for actor in self.compute.actors():
+            self.supervisor.add(actor)
 
     async def start(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,49 @@
+"""The controller <-> agent wire protocol (JSON text frames over a websocket).
+
+Versioned as Nova's objects are: ``hello`` carries the agent's protocol
+version; the controller speaks every version from MIN_VERSION to VERSION and
+refuses others with a ``refused`` frame naming both ranges, then closes.
+
+agent -> controller
+  {"type": "hello", "protocol": 1, "host": NAME,
+   "resources": {"hypervisor_hostname", "vcpus", "memory_mb", "disk_gb",
+                 "hypervisor_type", "hypervisor_version", "cpu_info", "host_ip"},
+   "inventory": {"VCPU": {"total", "reserved", "allocation_ratio", ...}, ...},
+   "instances": [{"uuid", "power_state"}],
+   "done": {COMMAND_ID: RESULT, ...}}          # results not yet acknowledged
+  {"type": "heartbeat"}
+  {"type": "result", "id": COMMAND_ID, "result": RESULT}
+  {"type": "event", "uuid": INSTANCE, "power_state": N}
+  {"type": "reply", "id": CALL_ID, "ok": bool, "data": ..., "error": str}
+
+controller -> agent
+  {"type": "welcome", "protocol": N, "heartbeat_interval": S}
+  {"type": "refused", "reason": str}
+  {"type": "command", "id": COMMAND_ID, "op": OP, "args": {...}}
+  {"type": "ack", "id": COMMAND_ID}            # the result is stored: forget it
+  {"type": "call", "id": CALL_ID, "op": OP, "args": {...}}   # not durable
+
+RESULT is {"ok": bool, "error": str | None, "retryable": bool,
+           "power_state": int | None, "data": {...}}.
+
+Commands (durable, from the outbox; idempotent on the agent):
+  spawn     {"spec": InstanceSpec as a dict}
+  destroy   {"uuid"}
+  reboot    {"uuid", "hard": bool}
+  power_off {"uuid", "timeout": s}     power_on {"uuid"}
+  pause / unpause / suspend / resume  {"uuid"}
+  resize    {"uuid", "spec"}           # same-host resize to spec's sizes
+  rebuild   {"spec"}                   # destroy then spawn from spec's image
+Calls (answered at once, never queued):
+  console_output {"uuid", "lines": int | None} -> data {"output": str}
+"""
+
+VERSION = 1
+MIN_VERSION = 1
+
+COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
+                      "unpause", "suspend", "resume", "resize", "rebuild"})
+CALLS = frozenset({"console_output"})
+
+# The websocket endpoint on the controller's main port.
+PATH = "/agent/v1"

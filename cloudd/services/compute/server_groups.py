@@ -1,0 +1,4 @@
+"""(to be written)"""
+
+ROUTES: dict = {}
+POLICIES: dict[str, str] = {}
