@@ -10,8 +10,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from cloudd.policy.parser import Check, Context, parse_rule
 
 LOG = logging.getLogger(__name__)
@@ -219,6 +217,7 @@ def _stat(path: Path) -> _FileSig:
 
 def _read_overrides(path: Path) -> dict[str, Check]:
     """Parse the override file into checks; raise if it is malformed."""
+    import yaml  # only with an override file: PyYAML stays out of memory otherwise
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if data is None:
         return {}

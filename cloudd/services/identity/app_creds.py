@@ -83,7 +83,7 @@ async def create_app_cred(request: web.Request) -> web.Response:
                                           .password_hash_rounds)
     cred_id = store.new_id()
     try:
-        async with identity(request).db.write() as conn:
+        async with identity(request).write() as conn:
             await conn.execute(t.application_credential.insert().values(
                 id=cred_id, name=req.name, user_id=user_id, project_id=tok.project_id,
                 secret_hash=secret_hash, description=req.description or "",
@@ -145,9 +145,8 @@ async def delete_app_cred(request: web.Request) -> web.Response:
         raise forbidden("Using method 'application_credential' is not allowed for managing "
                         "additional application credentials.")
     svc = identity(request)
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         cred = await _load(conn, request)
         await conn.execute(delete(t.application_credential).where(
             t.application_credential.c.id == cred.id))
-    svc.changed()
     return web.Response(status=204)

@@ -51,7 +51,7 @@ async def _resolve(conn, request: web.Request, verb: str):
 async def create_grant(request: web.Request) -> web.Response:
     svc = identity(request)
     inherited = _inherited(request)
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         atype, target_id, user = await _resolve(conn, request, "create")
         role = await store.get_role(conn, request.match_info["role_id"])
         ra = t.role_assignment
@@ -62,7 +62,6 @@ async def create_grant(request: web.Request) -> web.Response:
             await conn.execute(ra.insert().values(type=atype, actor_id=user.id,
                                                   target_id=target_id, role_id=role.id,
                                                   inherited=inherited))
-    svc.changed()
     return web.Response(status=204)
 
 
@@ -82,7 +81,7 @@ async def check_grant(request: web.Request) -> web.Response:
 
 async def revoke_grant(request: web.Request) -> web.Response:
     svc = identity(request)
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         atype, target_id, user = await _resolve(conn, request, "revoke")
         ra = t.role_assignment
         result = await conn.execute(delete(ra).where(
@@ -92,7 +91,6 @@ async def revoke_grant(request: web.Request) -> web.Response:
     if result.rowcount == 0:
         raise not_found(f"Could not find role assignment with role: "
                         f"{request.match_info['role_id']}, user or group: {user.id}.")
-    svc.changed()
     return web.Response(status=204)
 
 

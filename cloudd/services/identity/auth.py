@@ -58,6 +58,8 @@ async def _password_auth(request: web.Request, method: PasswordMethod | None) ->
     if locked:
         raise _unauthorized(f"The account is locked for user: {user.id}.")
     if not await store.check_secret(method.user.password, user.password_hash):
+        # The lockout counters are not something a token depends on: plain
+        # db.write(), so failed logins do not empty the validation caches.
         async with svc.db.write() as conn:
             count = user.failed_auth_count + 1
             if user.failed_auth_at and now - user.failed_auth_at >= dt.timedelta(
@@ -233,9 +235,8 @@ async def revoke_token(request: web.Request) -> web.Response:
     tok, _ = await _subject(request)
     ctx_of(request).authorize("identity:revoke_token", {"token": {"user_id": tok.user_id}})
     svc = identity(request)
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         await record_revocation(conn, audit_id=tok.audit_ids[0])
-    svc.changed()
     return web.Response(status=204)
 
 

@@ -7,7 +7,6 @@ import os
 import secrets
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 
 from cloudd.config import Config
@@ -78,6 +77,7 @@ def write_clouds_yaml(cfg: Config, password: str) -> Path:
                  "user_domain_name": "Default", "project_domain_name": "Default"},
         "region_name": cfg.server.region, "identity_api_version": 3, "interface": "public",
     }}}
+    import yaml  # only when writing: PyYAML stays out of an idle server's memory
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -89,11 +89,18 @@ def write_clouds_yaml(cfg: Config, password: str) -> Path:
 def refresh_clouds_yaml(cfg: Config) -> None:
     """Keep auth_url in clouds.yaml pointing where this start listens."""
     path = clouds_yaml_path(cfg)
-    try:
-        doc = yaml.safe_load(path.read_text())
-        auth = doc["clouds"][CLOUD_NAME]["auth"]
-    except (OSError, TypeError, KeyError, yaml.YAMLError):
-        return
     want = f"{cfg.public_url}/identity"
+    try:
+        text = path.read_text()
+    except OSError:
+        return
+    if f"auth_url: {want}\n" in text:
+        return      # the usual case, told without loading PyYAML
+    import yaml
+    try:
+        doc = yaml.safe_load(text)
+        auth = doc["clouds"][CLOUD_NAME]["auth"]
+    except (TypeError, KeyError, yaml.YAMLError):
+        return
     if auth.get("auth_url") != want and auth.get("password"):
         write_clouds_yaml(cfg, auth["password"])

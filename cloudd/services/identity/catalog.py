@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache, lru_cache
 
 from cloudd.config import Config
 
@@ -21,18 +22,27 @@ SERVICES = [
 ]
 
 
+# The catalog depends on the configuration only, so each form is built once
+# per (public URL, region) and shared: callers must not modify what they get.
+
+
+@cache
 def _uid(*parts: str) -> str:
     return uuid.uuid5(_NS, "/".join(parts)).hex
 
 
+@lru_cache(maxsize=1)
 def services() -> list[dict]:
     return [{"id": _uid(stype), "type": stype, "name": name, "enabled": True,
              "description": f"cloudd {stype} service"} for stype, name, _ in SERVICES]
 
 
 def endpoints(cfg: Config) -> list[dict]:
-    base = cfg.public_url
-    region = cfg.server.region
+    return _endpoints(cfg.public_url, cfg.server.region)
+
+
+@lru_cache(maxsize=8)
+def _endpoints(base: str, region: str) -> list[dict]:
     out = []
     for stype, _, path in SERVICES:
         for iface in INTERFACES:
@@ -44,7 +54,12 @@ def endpoints(cfg: Config) -> list[dict]:
 
 def token_catalog(cfg: Config) -> list[dict]:
     """The catalog as a token carries it."""
-    eps = endpoints(cfg)
+    return _token_catalog(cfg.public_url, cfg.server.region)
+
+
+@lru_cache(maxsize=8)
+def _token_catalog(base: str, region: str) -> list[dict]:
+    eps = _endpoints(base, region)
     out = []
     for svc in services():
         out.append({

@@ -8,9 +8,13 @@ else is a secondary kept for decrypting tokens issued before a rotation.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+# Seconds between looks at the key directory for a rotation made elsewhere.
+STAT_INTERVAL = 1.0
 
 
 class KeyRepository:
@@ -19,6 +23,7 @@ class KeyRepository:
         self.max_active_keys = max_active_keys
         self._fernet: MultiFernet | None = None
         self._seen_mtime = 0
+        self._next_stat = 0.0
 
     def _numbers(self) -> list[int]:
         if not self.path.is_dir():
@@ -59,10 +64,15 @@ class KeyRepository:
 
     def fernet(self) -> MultiFernet:
         # A rotation by `cloudd token-keys rotate` in another process changes
-        # the directory's mtime: pick the new keys up without a restart.
-        mtime = self.path.stat().st_mtime_ns
-        if mtime != self._seen_mtime:
-            self._fernet, self._seen_mtime = None, mtime
+        # the directory's mtime: pick the new keys up without a restart,
+        # looking at most once a second (the staged key, which a rotation
+        # promotes, is already loaded, so tokens it issues validate here).
+        now = time.monotonic()
+        if self._fernet is None or now >= self._next_stat:
+            self._next_stat = now + STAT_INTERVAL
+            mtime = self.path.stat().st_mtime_ns
+            if mtime != self._seen_mtime:
+                self._fernet, self._seen_mtime = None, mtime
         if self._fernet is None:
             numbers = self._numbers()
             if not numbers:

@@ -82,7 +82,7 @@ async def create_project(request: web.Request) -> web.Response:
     extra = {k: v for k, v in raw.items() if k not in ProjectCreate.model_fields}
     row_id = store.new_id()
     try:
-        async with svc.db.write() as conn:
+        async with svc.write() as conn:
             domain = await referenced(store.get_domain(conn, domain_id))
             parent_id = None
             if req.parent_id and req.parent_id != domain.id:
@@ -117,7 +117,7 @@ async def update_project(request: web.Request) -> web.Response:
         if key in raw:
             raise bad_request(f"Update of `{key}` is not allowed.")
     try:
-        async with svc.db.write() as conn:
+        async with svc.write() as conn:
             row = await store.get_project(conn, project_id)
             ctx_of(request).authorize("identity:update_project", {"project": _target(row)})
             extra = json.loads(row.extra)
@@ -131,15 +131,13 @@ async def update_project(request: web.Request) -> web.Response:
         raise conflict(f"Conflict occurred attempting to store project - it is not "
                        f"permitted to have two projects with the same name in the same "
                        f"domain : {req.name}.") from None
-    if req.enabled is False:
-        svc.changed()
     return web.json_response({"project": project_view(request, row)})
 
 
 async def delete_project(request: web.Request) -> web.Response:
     svc = identity(request)
     project_id = request.match_info["project_id"]
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         row = await store.get_project(conn, project_id)
         ctx_of(request).authorize("identity:delete_project", {"project": _target(row)})
         child = (await conn.execute(select(t.project.c.id).where(
@@ -152,5 +150,4 @@ async def delete_project(request: web.Request) -> web.Response:
             t.application_credential.c.project_id == project_id))
         await conn.execute(delete(t.project).where(t.project.c.id == project_id))
         await record_revocation(conn, project_id=project_id)
-    svc.changed()
     return web.Response(status=204)

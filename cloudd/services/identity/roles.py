@@ -45,7 +45,7 @@ async def create_role(request: web.Request) -> web.Response:
     req = parse(RoleCreate, body_part(await read_json(request), "role"))
     role_id = store.new_id()
     try:
-        async with identity(request).db.write() as conn:
+        async with identity(request).write() as conn:
             if req.domain_id:
                 await referenced(store.get_domain(conn, req.domain_id))
             await conn.execute(t.role.insert().values(
@@ -63,28 +63,26 @@ async def update_role(request: web.Request) -> web.Response:
     role_id = request.match_info["role_id"]
     values = {k: v or "" for k, v in req.model_dump(exclude_unset=True).items()}
     try:
-        async with identity(request).db.write() as conn:
+        async with identity(request).write() as conn:
             await store.get_role(conn, role_id)
             if values:
                 await conn.execute(t.role.update().where(t.role.c.id == role_id).values(**values))
             row = await store.get_role(conn, role_id)
     except IntegrityError:
         raise _duplicate(req.name or "") from None
-    identity(request).changed()
     return web.json_response({"role": role_view(request, row)})
 
 
 async def delete_role(request: web.Request) -> web.Response:
     ctx_of(request).authorize("identity:delete_role")
     role_id = request.match_info["role_id"]
-    async with identity(request).db.write() as conn:
+    async with identity(request).write() as conn:
         await store.get_role(conn, role_id)
         for table, col in ((t.role_assignment, "role_id"), (t.implied_role, "prior_role_id"),
                            (t.implied_role, "implied_role_id"),
                            (t.application_credential_role, "role_id")):
             await conn.execute(delete(table).where(table.c[col] == role_id))
         await conn.execute(delete(t.role).where(t.role.c.id == role_id))
-    identity(request).changed()
     return web.Response(status=204)
 
 
@@ -106,7 +104,7 @@ def _inference_links(request: web.Request, prior_id: str, implied_id: str | None
 
 async def create_implied_role(request: web.Request) -> web.Response:
     ctx_of(request).authorize("identity:create_implied_role")
-    async with identity(request).db.write() as conn:
+    async with identity(request).write() as conn:
         prior, implied = await _pair(conn, request)
         exists = (await conn.execute(select(t.implied_role).where(
             t.implied_role.c.prior_role_id == prior.id,
@@ -114,7 +112,6 @@ async def create_implied_role(request: web.Request) -> web.Response:
         if exists is None:
             await conn.execute(t.implied_role.insert().values(
                 prior_role_id=prior.id, implied_role_id=implied.id))
-    identity(request).changed()
     body = {"role_inference": {"prior_role": _brief(request, prior),
                                "implies": _brief(request, implied)},
             "links": _inference_links(request, prior.id, implied.id)}
@@ -140,14 +137,13 @@ async def get_implied_role(request: web.Request) -> web.Response:
 
 async def delete_implied_role(request: web.Request) -> web.Response:
     ctx_of(request).authorize("identity:delete_implied_role")
-    async with identity(request).db.write() as conn:
+    async with identity(request).write() as conn:
         prior, implied = await _pair(conn, request)
         result = await conn.execute(delete(t.implied_role).where(
             t.implied_role.c.prior_role_id == prior.id,
             t.implied_role.c.implied_role_id == implied.id))
     if result.rowcount == 0:
         raise not_found(f"{prior.id} does not imply {implied.id}.")
-    identity(request).changed()
     return web.Response(status=204)
 
 

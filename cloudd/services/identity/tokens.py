@@ -3,7 +3,9 @@
 The token itself holds only who, how, which scope and when (msgpack inside
 Fernet); everything else — names, roles, whether anything was disabled or
 revoked since — is looked up when the token is validated, so a revoked
-token, a removed role or a disabled user takes effect at once.
+token, a removed role or a disabled user takes effect at once. The lookups
+come from an in-memory IdentityCache (cache.py) that every identity write
+clears, so a validation usually runs no SQL at all.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import time
 from dataclasses import dataclass, field
 
 import msgpack
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloudd.db import tables as t
 from cloudd.services.identity import store
+from cloudd.services.identity.cache import (
+    INVALID,
+    IdentityCache,
+    Principal,
+    Revocations,
+)
 from cloudd.services.identity.fernet import KeyRepository
 from cloudd.web.errors import ApiError
 
@@ -79,23 +87,27 @@ class Token:
 
 
 def _ts(value: dt.datetime) -> float:
-    return value.replace(tzinfo=dt.timezone.utc).timestamp()
+    return value.replace(tzinfo=dt.UTC).timestamp()
 
 
 def _from_ts(value: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value, dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(value, dt.UTC).replace(tzinfo=None)
 
 
 class TokenProvider:
-    def __init__(self, keys: KeyRepository, expiration: int, cache_seconds: float) -> None:
+    def __init__(self, keys: KeyRepository, expiration: int, cache_seconds: float,
+                 identity_cache: IdentityCache | None = None) -> None:
         self.keys = keys
         self.expiration = expiration
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Token]] = {}
+        self.identity_cache = identity_cache or IdentityCache()
 
     def invalidate_cache(self) -> None:
-        """Forget every cached validation (after a revocation or a grant change)."""
+        """Forget every cached validation and every cached identity row (after a
+        revocation, a grant change, or any other identity write)."""
         self._cache.clear()
+        self.identity_cache.clear()
 
     def encode(self, user_id: str, methods: list[str], scope: Scope,
                audit_ids: list[str], expires_at: dt.datetime | None = None,
@@ -114,96 +126,132 @@ class TokenProvider:
             payload = msgpack.unpackb(raw)
         except (ValueError, msgpack.ExtraData):
             return None
-        if not isinstance(payload, list) or payload[:1] != [PAYLOAD_VERSION]:
+        if not isinstance(payload, list) or payload[:1] != [PAYLOAD_VERSION] \
+                or len(payload) != 9:
             return None
         return payload
 
     async def validate(self, conn_factory, token: str, *, use_cache: bool = True) -> Token:
-        """The Token for this string, or ApiError 401/404 if it is not valid now."""
+        """The Token for this string, or ApiError 401/404 if it is not valid now.
+
+        ``use_cache`` lets a recently validated token string skip decryption for
+        ``cache_seconds``; either way the identity rows behind it come from the
+        IdentityCache, which every identity write clears.
+        """
         now = time.monotonic()
         if use_cache:
             hit = self._cache.get(token)
             if hit and hit[0] > now and hit[1].expires_at > store.utcnow():
                 return hit[1]
+        generation = self.identity_cache.generation
         payload = self._decode(token)
         if payload is None:
             raise ApiError(404, "Failed to validate token")
-        async with conn_factory() as conn:
-            tok = await self._load(conn, payload)
-        if self.cache_seconds and len(self._cache) < 10_000:
-            self._cache[token] = (now + self.cache_seconds, tok)
+        tok = await self._resolve(conn_factory, payload)
+        if self.cache_seconds and generation == self.identity_cache.generation:
+            if len(self._cache) >= 10_000:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) < 10_000:
+                self._cache[token] = (now + self.cache_seconds, tok)
         return tok
 
-    async def _load(self, conn: AsyncConnection, payload: list) -> Token:
+    async def _resolve(self, conn_factory, payload: list) -> Token:
         _, user_id, methods, scope_kind, scope_id, issued, expires, audit_ids, cred_id = payload
         issued_at, expires_at = _from_ts(issued), _from_ts(expires)
         invalid = ApiError(404, "Failed to validate token")
-        if expires_at <= store.utcnow():
+        utcnow = store.utcnow()
+        if expires_at <= utcnow:
             raise invalid
-        try:
-            user = await store.get_user(conn, user_id)
-            user_domain = await store.get_domain(conn, user.domain_id)
-        except ApiError:
-            raise invalid from None
-        if not user.enabled or not user_domain.enabled:
+        cache = self.identity_cache
+        generation = cache.generation
+        key = (user_id, scope_kind, scope_id, cred_id)
+        revocations = cache.revocations()
+        principal = cache.principal(key)
+        if revocations is None or principal is None:
+            async with conn_factory() as conn:
+                if revocations is None:
+                    revocations = await load_revocations(conn)
+                if principal is None:
+                    principal = await load_principal(conn, user_id, scope_kind, scope_id,
+                                                     cred_id)
+            cache.put_revocations(revocations, generation)
+            cache.put_principal(key, principal, generation)
+        if principal is INVALID:
             raise invalid
-        scope = Scope(scope_kind, scope_id)
-        if await _revoked(conn, user_id, scope, audit_ids, issued_at):
+        project_id = scope_id if scope_kind == "project" else None
+        if revocations.revoked(user_id, project_id, audit_ids, issued_at):
             raise invalid
-        tok = Token(user_id=user.id, user_name=user.name, user_domain_id=user_domain.id,
-                    user_domain_name=user_domain.name, methods=list(methods), scope=scope,
-                    issued_at=issued_at, expires_at=expires_at, audit_ids=list(audit_ids))
-        if scope.kind is None:
-            return tok
-        target = SYSTEM_TARGET if scope.kind == "system" else scope.id
-        try:
-            await self._fill_scope(conn, tok)
-        except ApiError:
-            raise invalid from None
-        roles = await store.effective_roles(conn, user_id, target)
-        if cred_id:
-            roles = await _app_cred_roles(conn, cred_id, user_id, roles, tok)
-            if roles is None:
-                raise invalid
-        if not roles:
+        if principal.cred_expires_at is not None and principal.cred_expires_at <= utcnow:
             raise invalid
-        tok.roles = [{"id": r.id, "name": r.name} for r in roles]
-        return tok
-
-    async def _fill_scope(self, conn: AsyncConnection, tok: Token) -> None:
-        if tok.scope.kind == "project":
-            project = await store.get_project(conn, tok.scope.id)
-            domain = await store.get_domain(conn, project.domain_id)
-            if not project.enabled or not domain.enabled:
-                raise ApiError(404, "project disabled")
-            tok.project = {"id": project.id, "name": project.name,
-                           "domain": {"id": domain.id, "name": domain.name}}
-        elif tok.scope.kind == "domain":
-            domain = await store.get_domain(conn, tok.scope.id)
-            if not domain.enabled:
-                raise ApiError(404, "domain disabled")
-            tok.domain = {"id": domain.id, "name": domain.name}
+        return Token(user_id=user_id, user_name=principal.user_name,
+                     user_domain_id=principal.user_domain_id,
+                     user_domain_name=principal.user_domain_name, methods=list(methods),
+                     scope=Scope(scope_kind, scope_id), issued_at=issued_at,
+                     expires_at=expires_at, audit_ids=list(audit_ids),
+                     roles=principal.roles if scope_kind is not None else [],
+                     project=principal.project, domain=principal.domain,
+                     app_cred=principal.app_cred)
 
 
-async def _revoked(conn: AsyncConnection, user_id: str, scope: Scope,
-                   audit_ids: list[str], issued_at: dt.datetime) -> bool:
+async def load_principal(conn: AsyncConnection, user_id: str, scope_kind: str | None,
+                         scope_id: str | None, cred_id: str | None):
+    """What a token of this user, scope and credential resolves to now (a
+    Principal), or INVALID when such a token does not validate."""
+    try:
+        user = await store.get_user(conn, user_id)
+        user_domain = await store.get_domain(conn, user.domain_id)
+    except ApiError:
+        return INVALID
+    if not user.enabled or not user_domain.enabled:
+        return INVALID
+    base = {"user_name": user.name, "user_domain_id": user_domain.id,
+            "user_domain_name": user_domain.name}
+    if scope_kind is None:
+        return Principal(roles=[], **base)
+    project = domain = None
+    if scope_kind == "project":
+        row = (await conn.execute(select(t.project).where(t.project.c.id == scope_id))).first()
+        if row is None or not row.enabled:
+            return INVALID
+        pdomain = (await conn.execute(select(t.domain).where(
+            t.domain.c.id == row.domain_id))).first()
+        if pdomain is None or not pdomain.enabled:
+            return INVALID
+        project = {"id": row.id, "name": row.name,
+                   "domain": {"id": pdomain.id, "name": pdomain.name}}
+        target = row.id
+    elif scope_kind == "domain":
+        row = (await conn.execute(select(t.domain).where(t.domain.c.id == scope_id))).first()
+        if row is None or not row.enabled:
+            return INVALID
+        domain = {"id": row.id, "name": row.name}
+        target = row.id
+    else:
+        target = SYSTEM_TARGET
+    roles = await store.effective_roles(conn, user_id, target)
+    app_cred = expires = None
+    if cred_id:
+        found = await _app_cred_roles(conn, cred_id, user_id, roles)
+        if found is None:
+            return INVALID
+        roles, app_cred, expires = found
+    if not roles:
+        return INVALID
+    return Principal(roles=[{"id": r.id, "name": r.name} for r in roles], project=project,
+                     domain=domain, app_cred=app_cred, cred_expires_at=expires, **base)
+
+
+async def load_revocations(conn: AsyncConnection) -> Revocations:
     ev = t.revocation_event
-    project_id = scope.id if scope.kind == "project" else None
-    conditions = [and_(ev.c.audit_id == audit_ids[0], ev.c.user_id.is_(None))] \
-        if audit_ids else []
-    conditions.append(and_(ev.c.audit_id.is_(None), ev.c.user_id == user_id,
-                           or_(ev.c.project_id.is_(None), ev.c.project_id == project_id)))
-    if project_id:
-        conditions.append(and_(ev.c.audit_id.is_(None), ev.c.user_id.is_(None),
-                               ev.c.project_id == project_id))
-    row = (await conn.execute(select(ev.c.id).where(
-        ev.c.issued_before >= issued_at, or_(*conditions)).limit(1))).first()
-    return row is not None
+    rows = (await conn.execute(select(ev.c.audit_id, ev.c.user_id, ev.c.project_id,
+                                      ev.c.issued_before))).all()
+    return Revocations(rows)
 
 
 async def _app_cred_roles(conn: AsyncConnection, cred_id: str, user_id: str,
-                          user_roles: list, tok: Token) -> list | None:
-    """The application credential's roles, each still held by its user."""
+                          user_roles: list) -> tuple[list, dict, dt.datetime | None] | None:
+    """The application credential's roles, each still held by its user; its
+    description for the token; and when it expires."""
     ac = t.application_credential
     cred = (await conn.execute(select(ac).where(ac.c.id == cred_id))).first()
     if cred is None or cred.user_id != user_id:
@@ -218,8 +266,8 @@ async def _app_cred_roles(conn: AsyncConnection, cred_id: str, user_id: str,
         return None
     implies = await store.implication_map(conn)
     allowed = store.expand_implied(wanted, implies)
-    tok.app_cred = {"id": cred.id, "name": cred.name, "restricted": not cred.unrestricted}
-    return [r for r in user_roles if r.id in allowed]
+    info = {"id": cred.id, "name": cred.name, "restricted": not cred.unrestricted}
+    return [r for r in user_roles if r.id in allowed], info, cred.expires_at
 
 
 async def record_revocation(conn: AsyncConnection, *, audit_id: str | None = None,

@@ -65,7 +65,7 @@ async def create_user(request: web.Request) -> web.Response:
     user_id = store.new_id()
     now = store.utcnow()
     try:
-        async with svc.db.write() as conn:
+        async with svc.write() as conn:
             await referenced(store.get_domain(conn, domain_id))
             if req.default_project_id:
                 await referenced(store.get_project(conn, req.default_project_id))
@@ -97,7 +97,7 @@ async def update_user(request: web.Request) -> web.Response:
     if values.get("description", "") is None:
         values["description"] = ""
     try:
-        async with svc.db.write() as conn:
+        async with svc.write() as conn:
             row = await store.get_user(conn, user_id)
             ctx_of(request).authorize("identity:update_user", _target(row))
             extra = json.loads(row.extra)
@@ -110,21 +110,19 @@ async def update_user(request: web.Request) -> web.Response:
             row = await store.get_user(conn, user_id)
     except IntegrityError:
         raise _duplicate(req.name or "") from None
-    svc.changed()
     return web.json_response({"user": user_view(request, row)})
 
 
 async def delete_user(request: web.Request) -> web.Response:
     svc = identity(request)
     user_id = request.match_info["user_id"]
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         row = await store.get_user(conn, user_id)
         ctx_of(request).authorize("identity:delete_user", _target(row))
         await conn.execute(delete(t.role_assignment).where(
             t.role_assignment.c.actor_id == user_id))
         await conn.execute(delete(t.user).where(t.user.c.id == user_id))
         await record_revocation(conn, user_id=user_id)
-    svc.changed()
     return web.Response(status=204)
 
 
@@ -139,11 +137,10 @@ async def change_password(request: web.Request) -> web.Response:
     if not await store.check_secret(req.original_password, row.password_hash):
         raise ApiError(401, "The request you have made requires authentication.")
     new_hash = await store.hash_secret(req.password, svc.config.identity.password_hash_rounds)
-    async with svc.db.write() as conn:
+    async with svc.write() as conn:
         await conn.execute(t.user.update().where(t.user.c.id == user_id).values(
             password_hash=new_hash, password_created_at=store.utcnow()))
         await record_revocation(conn, user_id=user_id)
-    svc.changed()
     return web.Response(status=204)
 
 

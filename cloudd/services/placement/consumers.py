@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cloudd.db import tables as t
 from cloudd.services.placement.errors import CONCURRENT_UPDATE, error
@@ -54,8 +53,12 @@ class ConsumerState:
 
 def _insert_ignoring_duplicates(conn, table, values: dict):
     """INSERT ... ON CONFLICT DO NOTHING: a racing writer's row wins quietly."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+    # Imported here: only the dialect in use is loaded (PostgreSQL's is 2 MB).
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(**values).on_conflict_do_nothing()
 
 
 async def ensure_consumer_type(conn, name: str) -> None:
