@@ -6,7 +6,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (3);
+INSERT INTO schema_version (version) VALUES (4);
 
 -- Identity -----------------------------------------------------------------
 
@@ -240,6 +240,18 @@ CREATE TABLE compute_node (
     updated_at TIMESTAMP
 );
 CREATE INDEX ix_compute_node_host ON compute_node (host);
+
+-- The next integer id of tables that show one (services, nodes, aggregates,
+-- migrations): taken with UPDATE ... RETURNING, so concurrent writers never
+-- get the same number, and a deleted row's number is never given again.
+CREATE TABLE id_counter (
+    name VARCHAR(64) NOT NULL PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO id_counter (name, value) VALUES ('compute_service', 0);
+INSERT INTO id_counter (name, value) VALUES ('compute_node', 0);
+INSERT INTO id_counter (name, value) VALUES ('aggregate', 0);
+INSERT INTO id_counter (name, value) VALUES ('migration', 0);
 
 -- The credential an agent presents (``cloudd host add NAME``): a bcrypt hash.
 CREATE TABLE agent_credential (
@@ -519,3 +531,56 @@ CREATE TABLE aggregate_metadata (
     meta_value VARCHAR(255) NOT NULL,
     PRIMARY KEY (aggregate_id, meta_key)
 );
+
+-- Images (Glance v2) ---------------------------------------------------------------
+
+-- An image. ``status`` follows Glance: queued, saving, active, killed,
+-- uploading, importing, deactivated (a deleted image's row is removed).
+CREATE TABLE image (
+    id VARCHAR(36) NOT NULL PRIMARY KEY,
+    name VARCHAR(255),
+    status VARCHAR(30) NOT NULL,
+    visibility VARCHAR(16) NOT NULL,
+    protected BOOLEAN NOT NULL DEFAULT FALSE,
+    os_hidden BOOLEAN NOT NULL DEFAULT FALSE,
+    owner VARCHAR(255),
+    disk_format VARCHAR(20),
+    container_format VARCHAR(20),
+    size BIGINT,
+    virtual_size BIGINT,
+    checksum VARCHAR(32),
+    os_hash_algo VARCHAR(64),
+    os_hash_value VARCHAR(128),
+    min_disk INTEGER NOT NULL DEFAULT 0,
+    min_ram INTEGER NOT NULL DEFAULT 0,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX ix_image_owner ON image (owner);
+CREATE INDEX ix_image_created ON image (created_at, id);
+
+-- Additional properties (kernel_id, ramdisk_id, hw_*, os_*...): strings.
+CREATE TABLE image_property (
+    image_id VARCHAR(36) NOT NULL REFERENCES image (id) ON DELETE CASCADE,
+    name VARCHAR(255) NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (image_id, name)
+);
+
+CREATE TABLE image_tag (
+    image_id VARCHAR(36) NOT NULL REFERENCES image (id) ON DELETE CASCADE,
+    value VARCHAR(255) NOT NULL,
+    PRIMARY KEY (image_id, value)
+);
+CREATE INDEX ix_image_tag_value ON image_tag (value);
+
+-- A project an image is shared with, and whether it accepted the share.
+CREATE TABLE image_member (
+    image_id VARCHAR(36) NOT NULL REFERENCES image (id) ON DELETE CASCADE,
+    member VARCHAR(255) NOT NULL,
+    status VARCHAR(20) NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (image_id, member)
+);
+CREATE INDEX ix_image_member_member ON image_member (member, status);

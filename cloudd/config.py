@@ -153,6 +153,36 @@ class FakeDriverConfig(Section):
     delay: float = Field(default=0.0, ge=0)
 
 
+class ImageConfig(Section):
+    # The file store: where image data lives (empty means DATA_DIR/images).
+    store_dir: str = ""
+    # The largest image accepted, in bytes (Glance's image_size_cap; 1 TiB).
+    max_image_size: int = Field(default=1_099_511_627_776, gt=0)
+    # Interoperable import methods offered (comma separated): glance-direct.
+    import_methods: str = "glance-direct"
+    # Format inspection: qemu-img runs with these limits (seconds of CPU and
+    # wall clock, MiB of address space).
+    inspect_timeout: float = Field(default=30.0, gt=0)
+    inspect_memory_mb: int = Field(default=1024, ge=64)
+
+
+class LibvirtConfig(Section):
+    # The libvirt driver of an agent (or of the local agent of `cloudd serve`).
+    uri: str = "qemu:///system"
+    # auto: KVM when it really boots a kernel here, else QEMU's software
+    # emulation; kvm or qemu force one.
+    virt_type: Literal["auto", "kvm", "qemu"] = "auto"
+    # Guests' disks and console logs, and the cache of base images (default:
+    # directories in the agent's state directory).
+    instances_dir: str = ""
+    image_cache_dir: str = ""
+    # Seconds a guest gets to shut down on ACPI power-off before a hard stop.
+    shutdown_timeout: float = Field(default=60.0, ge=0)
+    # A kernel the virt_type probe boots under KVM (default: the host's own
+    # /boot/vmlinuz-*, if any).
+    probe_kernel: str = ""
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     listeners: ListenersConfig = ListenersConfig()
@@ -165,6 +195,8 @@ class Config(Section):
     quota: QuotaConfig = QuotaConfig()
     agent: AgentConfig = AgentConfig()
     fake_driver: FakeDriverConfig = FakeDriverConfig()
+    libvirt: LibvirtConfig = LibvirtConfig()
+    image: ImageConfig = ImageConfig()
 
     @property
     def data_dir(self) -> Path:

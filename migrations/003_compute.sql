@@ -42,6 +42,18 @@ CREATE TABLE compute_node (
 );
 CREATE INDEX ix_compute_node_host ON compute_node (host);
 
+-- The next integer id of tables that show one (services, nodes, aggregates,
+-- migrations): taken with UPDATE ... RETURNING, so concurrent writers never
+-- get the same number, and a deleted row's number is never given again.
+CREATE TABLE id_counter (
+    name VARCHAR(64) NOT NULL PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO id_counter (name, value) VALUES ('compute_service', 0);
+INSERT INTO id_counter (name, value) VALUES ('compute_node', 0);
+INSERT INTO id_counter (name, value) VALUES ('aggregate', 0);
+INSERT INTO id_counter (name, value) VALUES ('migration', 0);
+
 -- The credential an agent presents (``cloudd host add NAME``): a bcrypt hash.
 CREATE TABLE agent_credential (
     host VARCHAR(255) NOT NULL PRIMARY KEY,
