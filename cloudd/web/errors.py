@@ -106,3 +106,10 @@ def error_response(style: ErrorStyle, status: int, message: str, request: web.Re
         body = json.dumps(style(status, message, err, rid)).encode()
     # A body of bytes: the content type stays exactly what it says (no charset).
     return web.Response(body=body, status=status, headers=headers, content_type=media)
+
+
+def image_style(status: int, message: str, err: ApiError | None, rid: str) -> dict:
+    """Glance's error body for a JSON client: WebOb's HTTPException as JSON
+    (the explanation followed by WebOb's body template's line breaks)."""
+    return {"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {title_for(status)}",
+            "title": title_for(status)}

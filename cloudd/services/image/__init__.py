@@ -1,0 +1,1 @@
+"""The Image API: a Glance v2 subset (images, data, members, tags, schemas)."""
