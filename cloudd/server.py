@@ -111,6 +111,11 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     log.info("cloudd ready", extra={"fields": {
         "url": cfg.public_url, "data_dir": str(cfg.data_dir),
         "database": cloud.db.dialect, "startup_ms": round((time.monotonic() - started) * 1000)}})
+    local_agent = None
+    if cfg.compute.local_agent != "none":
+        # This host's own agent, connecting to the main listener just opened.
+        from cloudd.agent.local import LocalAgent
+        local_agent = LocalAgent(cloud).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,6 +125,8 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     await stop.wait()
     log.info("shutting down: draining requests and actors",
              extra={"fields": {"timeout_s": cfg.server.shutdown_timeout}})
+    if local_agent is not None:
+        await local_agent.stop(min(cfg.server.shutdown_timeout, 10.0))
     # Closing a runner stops its listener first, then waits for in-flight requests.
     await asyncio.gather(*(r.cleanup() for r in runners))
     await cloud.stop(cfg.server.shutdown_timeout)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 
 class PowerState(enum.IntEnum):
@@ -117,8 +117,18 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def console_output(self, uuid: str, lines: int | None = None) -> str: ...
 
+    async def resize(self, uuid: str, spec: InstanceSpec) -> None:
+        """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""
+        raise DriverError(f"{self.name} driver cannot resize")
+
+    async def rebuild(self, spec: InstanceSpec) -> None:
+        """Recreate the guest from ``spec``'s image (default: destroy, then spawn)."""
+        await self.destroy(spec.uuid)
+        await self.spawn(spec)
+
     async def snapshot(self, uuid: str, upload) -> None:
-        """Write a snapshot of the root disk through ``upload(chunks)``."""
+        """A snapshot of the root disk, handed over as a file:
+        ``await upload(path, disk_format)``."""
         raise DriverError(f"{self.name} driver cannot snapshot")
 
     async def attach_volume(self, uuid: str, volume: dict) -> None:

@@ -2,16 +2,27 @@
 
 Failure knobs come from ``[fake_driver]`` in the config: fail every spawn,
 fail spawns in a way that is worth retrying on another host, or delay
-operations to widen race windows.
+operations to widen race windows. ``calls`` records every operation that
+reached the driver, so tests can tell a repeated command from a re-run one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+import os
+import tempfile
+from collections import deque
+from collections.abc import AsyncIterator
 
-from cloudd.drivers.base import (Driver, DriverError, HostResources, InstanceInfo,
-                                 InstanceSpec, LifecycleEvent, PowerState)
+from cloudd.drivers.base import (
+    Driver,
+    DriverError,
+    HostResources,
+    InstanceInfo,
+    InstanceSpec,
+    LifecycleEvent,
+    PowerState,
+)
 
 
 class FakeDriver(Driver):
@@ -28,8 +39,17 @@ class FakeDriver(Driver):
         self.retryable_failure = retryable_failure
         self.delay = delay
         self.instances: dict[str, InstanceInfo] = {}
+        self.specs: dict[str, InstanceSpec] = {}
         self.consoles: dict[str, list[str]] = {}
+        self.calls: deque[tuple[str, str]] = deque(maxlen=10000)
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
+
+    @classmethod
+    def from_config(cls, hostname: str, cfg) -> FakeDriver:
+        """A fake host sized and tuned by ``[fake_driver]`` (config.FakeDriverConfig)."""
+        return cls(hostname, vcpus=cfg.vcpus, memory_mb=cfg.memory_mb, disk_gb=cfg.disk_gb,
+                   fail_spawn=cfg.fail_spawn, retryable_failure=cfg.retryable_failure,
+                   delay=cfg.delay)
 
     async def _pause(self) -> None:
         if self.delay:
@@ -52,6 +72,7 @@ class FakeDriver(Driver):
         return [InstanceInfo(i.uuid, i.power_state) for i in self.instances.values()]
 
     async def spawn(self, spec: InstanceSpec) -> None:
+        self.calls.append(("spawn", spec.uuid))
         await self._pause()
         if spec.uuid in self.instances:
             return
@@ -59,37 +80,77 @@ class FakeDriver(Driver):
             raise DriverError(f"fake spawn failure on {self.hostname}",
                               retryable=self.retryable_failure)
         self.instances[spec.uuid] = InstanceInfo(spec.uuid, PowerState.RUNNING)
-        self.consoles[spec.uuid] = [f"fake console of {spec.name} ({spec.uuid})",
-                                    "login: "]
+        self.specs[spec.uuid] = spec
+        # A boot log as a real guest's serial console would show one.
+        self.consoles[spec.uuid] = [
+            f"fake console of {spec.name} ({spec.uuid})",
+            "[    0.000000] Linux version 6.1.0-fake (cloudd fake driver)",
+            f"[    0.000000] Memory: {spec.memory_mb}M available, {spec.vcpus} CPUs",
+            "[    1.000000] Freeing unused kernel memory",
+            "[    2.000000] Run /sbin/init as init process",
+            f"{spec.name} login: "]
 
     async def destroy(self, uuid: str) -> None:
+        self.calls.append(("destroy", uuid))
         await self._pause()
         self.instances.pop(uuid, None)
+        self.specs.pop(uuid, None)
         self.consoles.pop(uuid, None)
 
+    async def resize(self, uuid: str, spec: InstanceSpec) -> None:
+        """The guest takes the new sizes; it runs afterwards (as after a cold resize)."""
+        self.calls.append(("resize", uuid))
+        await self._pause()
+        self._get(uuid)
+        self.specs[uuid] = spec
+        self._set(uuid, PowerState.RUNNING)
+        self.consoles[uuid].append(f"resized to {spec.vcpus} vcpus, {spec.memory_mb} MB")
+
+    async def rebuild(self, spec: InstanceSpec) -> None:
+        """A fresh guest from the spec's image, same uuid; it runs afterwards."""
+        self.calls.append(("rebuild", spec.uuid))
+        await self._pause()
+        self._get(spec.uuid)
+        self.specs[spec.uuid] = spec
+        self._set(spec.uuid, PowerState.RUNNING)
+        self.consoles[spec.uuid] = [f"fake console of {spec.name} ({spec.uuid})",
+                                    f"rebuilt from image {spec.image.get('id', '')}",
+                                    "login: "]
+
     async def reboot(self, uuid: str, hard: bool) -> None:
+        self.calls.append(("reboot", uuid))
         await self._pause()
         self._set(uuid, PowerState.RUNNING)
         self.consoles[uuid].append("rebooting (hard)" if hard else "rebooting")
 
     async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
+        self.calls.append(("power_off", uuid))
         await self._pause()
         self._set(uuid, PowerState.SHUTDOWN)
 
     async def power_on(self, uuid: str) -> None:
+        self.calls.append(("power_on", uuid))
         await self._pause()
         self._set(uuid, PowerState.RUNNING)
 
     async def pause(self, uuid: str) -> None:
+        self.calls.append(("pause", uuid))
+        await self._pause()
         self._set(uuid, PowerState.PAUSED)
 
     async def unpause(self, uuid: str) -> None:
+        self.calls.append(("unpause", uuid))
+        await self._pause()
         self._set(uuid, PowerState.RUNNING)
 
     async def suspend(self, uuid: str) -> None:
+        self.calls.append(("suspend", uuid))
+        await self._pause()
         self._set(uuid, PowerState.SUSPENDED)
 
     async def resume(self, uuid: str) -> None:
+        self.calls.append(("resume", uuid))
+        await self._pause()
         self._set(uuid, PowerState.RUNNING)
 
     async def console_output(self, uuid: str, lines: int | None = None) -> str:
@@ -98,8 +159,16 @@ class FakeDriver(Driver):
         return "\n".join(out[-lines:] if lines else out)
 
     async def snapshot(self, uuid: str, upload) -> None:
+        """A small raw disk of zeros stands in for the guest's disk."""
         self._get(uuid)
-        await upload([b"fake snapshot of " + uuid.encode()])
+        await self._pause()
+        fd, path = tempfile.mkstemp(prefix="cloudd-fake-snapshot-")
+        try:
+            os.ftruncate(fd, 1024 * 1024)
+            os.close(fd)
+            await upload(path, "raw")
+        finally:
+            os.unlink(path)
 
     async def events(self) -> AsyncIterator[LifecycleEvent]:
         while True:

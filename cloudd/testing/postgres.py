@@ -58,7 +58,7 @@ class PostgresServer:
     def _cmd(self, name: str, *args: str) -> list[str]:
         return [*self._run_as, str(self.bindir / name), *args]
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         subprocess.run(self._cmd("initdb", "-D", str(self.datadir), "-U", self.user,
                                  "-A", "trust", "-E", "UTF8", "--no-sync"),
                        check=True, capture_output=True)
@@ -72,7 +72,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(self._cmd("pg_ctl", "-D", str(self.datadir), "-m", "immediate",
-                                 "-w", "stop"), capture_output=True)
+                                 "-w", "stop"), capture_output=True, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def create_database(self, name: str) -> str:

@@ -29,6 +29,21 @@ def environ_snapshot() -> dict[str, str]:
     return dict(os.environ)
 
 
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
+                 timeout: float = 30.0) -> int | None:
+    """Signal a child, wait (killing it after ``timeout``); its exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class CloudProcess:
     """`cloudd serve` on a free port with its own data directory.
 
@@ -53,13 +68,12 @@ class CloudProcess:
 
     def start(self, timeout: float = 30.0) -> CloudProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cloudd", "--data-dir", str(self.data_dir), "serve",
-             "--listen", f"127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env())
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cloudd", "--data-dir", str(self.data_dir), "serve",
+                 "--listen", f"127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env())
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -77,18 +91,9 @@ class CloudProcess:
                            + self.log_path.read_text()[-4000:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = stop_process(self.proc, sig, timeout)
         self.proc = None
-        return code
+        return 0 if code is None else code
 
     @property
     def clouds_yaml(self) -> Path:

@@ -38,3 +38,27 @@ async def test_failure_knobs():
     assert e.value.retryable
     with pytest.raises(DriverError):
         await FakeDriver("h1").power_on("missing")
+
+
+async def test_resize_rebuild_and_config():
+    from cloudd.config import FakeDriverConfig
+    d = FakeDriver.from_config("h1", FakeDriverConfig(vcpus=3, memory_mb=2048, disk_gb=20,
+                                                      fail_spawn=True))
+    res = await d.host_resources()
+    assert (res.vcpus, res.memory_mb, res.disk_gb) == (3, 2048, 20)
+    with pytest.raises(DriverError):
+        await d.spawn(spec())
+    d.fail_spawn = False
+    await d.spawn(spec())
+    await d.power_off("u1")
+    bigger = InstanceSpec(uuid="u1", name="vm", vcpus=4, memory_mb=4096, root_gb=10)
+    await d.resize("u1", bigger)
+    assert d.specs["u1"].vcpus == 4
+    assert (await d.list_instances())[0].power_state == PowerState.RUNNING
+    await d.rebuild(InstanceSpec(uuid="u1", name="vm", vcpus=4, memory_mb=4096, root_gb=10,
+                                 image={"id": "img2"}))
+    assert "rebuilt from image img2" in await d.console_output("u1")
+    with pytest.raises(DriverError):
+        await d.resize("missing", bigger)
+    assert [c[0] for c in d.calls] == ["spawn", "spawn", "power_off", "resize", "rebuild",
+                                       "resize"]

@@ -22,10 +22,24 @@ def is_up(service_row, service_down_time: float, now: datetime) -> bool:
 
 
 async def next_num(conn, table) -> int:
-    """The next integer id of a table with a ``num`` column (inside a write)."""
-    from sqlalchemy import func, select
-    current = (await conn.execute(select(func.max(table.c.num)))).scalar()
-    return (current or 0) + 1
+    """The next integer id of a table with a ``num`` column (inside a write).
+
+    Taken from ``id_counter`` with UPDATE ... RETURNING: the row lock makes
+    concurrent writers on PostgreSQL wait for each other (SQLite has one
+    writer anyway), and numbers are never reused.
+    """
+    from sqlalchemy import func, select, update
+
+    from cloudd.db import tables as t
+    counter = t.id_counter
+    stmt = (update(counter).where(counter.c.name == table.name)
+            .values(value=counter.c.value + 1).returning(counter.c.value))
+    value = (await conn.execute(stmt)).scalar()
+    if value is None:
+        current = (await conn.execute(select(func.max(table.c.num)))).scalar() or 0
+        await conn.execute(counter.insert().values(name=table.name, value=current))
+        value = (await conn.execute(stmt)).scalar()
+    return value
 
 
 async def ensure_controller_services(db, hostname: str) -> None:

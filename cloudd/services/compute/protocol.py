@@ -9,11 +9,13 @@ agent -> controller
    "resources": {"hypervisor_hostname", "vcpus", "memory_mb", "disk_gb",
                  "hypervisor_type", "hypervisor_version", "cpu_info", "host_ip"},
    "inventory": {"VCPU": {"total", "reserved", "allocation_ratio", ...}, ...},
-   "instances": [{"uuid", "power_state"}],
+   "instances": [{"uuid", "power_state"}], "busy": [INSTANCE],
    "done": {COMMAND_ID: RESULT, ...}}          # results not yet acknowledged
   {"type": "heartbeat"}
   {"type": "result", "id": COMMAND_ID, "result": RESULT}
   {"type": "event", "uuid": INSTANCE, "power_state": N}
+  {"type": "sync", "instances": [{"uuid", "power_state"}], "busy": [INSTANCE]}
+                                               # every instance, every ~60 s
   {"type": "reply", "id": CALL_ID, "ok": bool, "data": ..., "error": str}
 
 controller -> agent
@@ -22,6 +24,14 @@ controller -> agent
   {"type": "command", "id": COMMAND_ID, "op": OP, "args": {...}}
   {"type": "ack", "id": COMMAND_ID}            # the result is stored: forget it
   {"type": "call", "id": CALL_ID, "op": OP, "args": {...}}   # not durable
+
+``instances`` (in hello and sync) lists every guest the driver has except
+those ``busy`` with a command (their results tell their state).
+Authentication: ``Authorization: Bearer HOST:SECRET`` on the upgrade
+request (SECRET from ``cloudd host add HOST``); a bad one is a plain 401.
+Commands arrive in ``created_at`` order; the agent runs one instance's
+commands strictly in order and different instances' concurrently. A command
+id seen before is not run again: its stored result is sent again.
 
 RESULT is {"ok": bool, "error": str | None, "retryable": bool,
            "power_state": int | None, "data": {...}}.
@@ -34,6 +44,8 @@ Commands (durable, from the outbox; idempotent on the agent):
   pause / unpause / suspend / resume  {"uuid"}
   resize    {"uuid", "spec"}           # same-host resize to spec's sizes
   rebuild   {"spec"}                   # destroy then spawn from spec's image
+  snapshot  {"uuid", "image_id"}       # upload the root disk to PUT
+                                       # /agent/v1/images/IMAGE/file (queued image)
 Calls (answered at once, never queued):
   console_output {"uuid", "lines": int | None} -> data {"output": str}
 """
@@ -42,7 +54,7 @@ VERSION = 1
 MIN_VERSION = 1
 
 COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
-                      "unpause", "suspend", "resume", "resize", "rebuild"})
+                      "unpause", "suspend", "resume", "resize", "rebuild", "snapshot"})
 CALLS = frozenset({"console_output"})
 
 # The websocket endpoint on the controller's main port.

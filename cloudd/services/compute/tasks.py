@@ -31,7 +31,7 @@ OPEN_STATES = ("pending", "running", "waiting")
 # Task kinds the conductor knows.
 KINDS = frozenset({"build", "delete", "reboot", "stop", "start", "pause", "unpause",
                    "suspend", "resume", "resize", "confirm_resize", "revert_resize",
-                   "rebuild"})
+                   "rebuild", "snapshot"})
 
 
 def utcnow() -> datetime:
@@ -51,13 +51,15 @@ async def record_action(conn, *, instance_uuid: str, action: str, request_id: st
 
 async def open_task(conn, *, instance_uuid: str, kind: str, payload: dict | None = None,
                     action: str | None = None, request_id: str = "", project_id: str = "",
-                    user_id: str = "", conflict_message: str | None = None) -> str:
+                    user_id: str = "", conflict_message: str | None = None,
+                    new_instance: bool = False) -> str:
     """Insert a pending task (and its instance action when ``action`` is given).
 
     Call inside the API's write transaction, after the compare-and-swap on
     the instance's task_state. A second open task for the instance raises
     ApiError 409 (``conflict_message`` or a generic one), which rolls the
-    whole transaction back.
+    whole transaction back. ``new_instance``: the instance was inserted in
+    this transaction, so it has no other task (no savepoint is needed).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}")
@@ -68,12 +70,16 @@ async def open_task(conn, *, instance_uuid: str, kind: str, payload: dict | None
                                         request_id=request_id, project_id=project_id,
                                         user_id=user_id, when=now)
     task_id = str(uuid.uuid4())
+    insert = t.task.insert().values(
+        id=task_id, instance_uuid=instance_uuid, kind=kind, state="pending",
+        step="start", payload=json.dumps(payload or {}), attempts=0,
+        request_id=request_id, action_id=action_id, created_at=now, updated_at=now)
+    if new_instance:
+        await conn.execute(insert)
+        return task_id
     try:
         async with conn.begin_nested():
-            await conn.execute(t.task.insert().values(
-                id=task_id, instance_uuid=instance_uuid, kind=kind, state="pending",
-                step="start", payload=json.dumps(payload or {}), attempts=0,
-                request_id=request_id, action_id=action_id, created_at=now, updated_at=now))
+            await conn.execute(insert)
     except IntegrityError:
         raise ApiError(409, conflict_message or (
             f"Cannot '{kind}' instance {instance_uuid} while another action is in "

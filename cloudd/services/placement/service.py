@@ -160,6 +160,82 @@ class PlacementService:
                                                max_candidates=max_candidates)
 
 
+    # --- providers and inventory (the agent hub's block) ----------------------------
+
+    async def ensure_provider(self, uuid: str, name: str) -> int:
+        """Make sure a root provider ``uuid`` named ``name`` exists; returns its generation.
+
+        Creates it (generation 0) when missing, renames it when its name
+        differs (bumping the generation, compare-and-swap).  Another provider
+        already holding ``name`` is Placement's 409 ``placement.duplicate_name``.
+        """
+        from sqlalchemy import select, update
+        from sqlalchemy.exc import IntegrityError
+
+        from cloudd.db import tables as t
+        from cloudd.services.placement import provider_store, util
+        from cloudd.services.placement.errors import DUPLICATE_NAME
+        rp = t.resource_provider
+        for attempt in range(3):
+            try:
+                async with self.db.write() as conn:
+                    row = await provider_store.find_provider(conn, uuid)
+                    other = (await conn.execute(select(rp.c.uuid).where(
+                        rp.c.name == name, rp.c.uuid != uuid))).first()
+                    if other is not None:
+                        raise error(409, f"Conflicting resource provider name: {name} "
+                                         "already exists.", DUPLICATE_NAME)
+                    if row is None:
+                        await conn.execute(rp.insert().values(
+                            uuid=uuid, name=name, generation=0, root_provider_uuid=uuid,
+                            parent_provider_uuid=None, created_at=util.utcnow()))
+                        return 0
+                    if row.name == name:
+                        return row.generation
+                    await conn.execute(update(rp).where(rp.c.uuid == uuid)
+                                       .values(name=name))
+                    return await provider_store.bump_generation(conn, uuid, row.generation)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+            except ApiError as exc:
+                if exc.code != CONCURRENT_UPDATE or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def set_inventory(self, uuid: str, inventories: dict[str, dict[str, Any]],
+                            attempts: int = 3) -> int:
+        """PUT /resource_providers/{uuid}/inventories for in-process callers.
+
+        ``inventories`` is {resource class: {"total", "reserved", "min_unit",
+        "max_unit", "step_size", "allocation_ratio"}} (missing fields take
+        Placement's defaults) and becomes the provider's whole inventory.
+        The generation is read and compare-and-swapped; a concurrent change
+        is retried ``attempts`` times.  Classes dropped while allocated are
+        409 ``placement.inventory.inuse``.  Returns the new generation.
+        """
+        from cloudd.services.placement import inventories as inv
+        from cloudd.services.placement import provider_store
+        from cloudd.services.placement.resource_classes import find as find_class
+        records = {rc: inv._with_defaults(fields) for rc, fields in inventories.items()}
+        for rc, record in records.items():
+            if int((record["total"] - record["reserved"]) * record["allocation_ratio"]) < 0:
+                raise error(400, f"Invalid inventory for '{rc}' on resource provider "
+                                 f"'{uuid}'. The reserved value is greater than total.")
+        for attempt in range(attempts):
+            try:
+                async with self.db.write() as conn:
+                    rp = await provider_store.lock_provider(conn, uuid)
+                    for rc in records:
+                        if await find_class(conn, rc) is None:
+                            raise error(400, f"No such resource class {rc}.")
+                    return await inv.replace_inventories(conn, rp, records)
+            except ApiError as exc:
+                if exc.code != CONCURRENT_UPDATE or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
 def _validate(allocations: Allocations, *, allow_empty: bool) -> None:
     if not allocations and not allow_empty:
         raise ValueError("allocations must name at least one resource provider")
