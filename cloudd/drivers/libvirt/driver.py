@@ -1,0 +1,419 @@
+"""LibvirtDriver: guests under QEMU/KVM through libvirt.
+
+Every libvirt call blocks, so each runs in a worker thread
+(``asyncio.to_thread``); lifecycle events arrive through libvirt's asyncio
+event integration (``libvirtaio``) and become ``LifecycleEvent``s. A guest
+that powers itself off shows up as a SHUTDOWN event; ``list_instances``
+serves the agent's periodic power-state sync for missed events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from cloudd.drivers.base import (Driver, DriverError, HostResources, InstanceInfo,
+                                 InstanceSpec, LifecycleEvent, PowerState)
+from cloudd.drivers.libvirt import disks
+from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, domain_name, render
+from cloudd.drivers.libvirt.imagecache import ImageCache
+
+log = logging.getLogger("cloudd.drivers.libvirt")
+
+# virDomainState -> Nova's power state (nova/virt/libvirt/driver.py LIBVIRT_POWER_STATE).
+_POWER = {0: PowerState.NOSTATE, 1: PowerState.RUNNING, 2: PowerState.RUNNING,
+          3: PowerState.PAUSED, 4: PowerState.SHUTDOWN, 5: PowerState.SHUTDOWN,
+          6: PowerState.CRASHED, 7: PowerState.SUSPENDED}
+
+
+def _libvirt():
+    try:
+        import libvirt
+    except ImportError:
+        raise DriverError("libvirt-python is not installed (pip install 'cloudd[libvirt]')") \
+            from None
+    return libvirt
+
+
+def _kvm_opens() -> bool:
+    """/dev/kvm answers: a VM and a vCPU can be created."""
+    import fcntl
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        vm = fcntl.ioctl(fd, 0xAE01, 0)          # KVM_CREATE_VM
+        try:
+            os.close(fcntl.ioctl(vm, 0xAE41, 0))  # KVM_CREATE_VCPU
+        finally:
+            os.close(vm)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def probe_kernel_path(configured: str = "") -> Path | None:
+    """The kernel the probe boots: the configured one, else the host's own."""
+    if configured:
+        return Path(configured)
+    found = sorted(Path("/boot").glob("vmlinuz-*"))
+    return found[-1] if found else None
+
+
+async def kvm_boots(kernel: Path, timeout: float = 30.0) -> bool:
+    """Boot ``kernel`` under KVM until it prints its banner.
+
+    /dev/kvm can open and still be unusable (nested hosts whose KVM hangs
+    when a guest enters long mode): only a kernel that really starts proves
+    it works.
+    """
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return False
+    proc = await asyncio.create_subprocess_exec(
+        qemu, "-accel", "kvm", "-M", "pc", "-m", "128", "-nographic", "-nodefaults",
+        "-no-reboot", "-serial", "stdio", "-kernel", str(kernel),
+        "-append", "console=ttyS0 panic=-1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    seen = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await proc.stdout.read(4096):
+                seen = (seen + chunk)[-8192:]
+                if b"Linux version" in seen:
+                    return True
+    except TimeoutError:
+        pass
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    return False
+
+
+async def detect_virt_type(wanted: str = "auto", probe_kernel: str = "") -> str:
+    """kvm when KVM really works here, else qemu (software emulation)."""
+    if wanted in ("kvm", "qemu", "test"):
+        return wanted
+    if not await asyncio.to_thread(_kvm_opens):
+        return "qemu"
+    kernel = probe_kernel_path(probe_kernel)
+    if kernel is None or not kernel.exists():
+        return "kvm"        # nothing to boot: trust /dev/kvm
+    return "kvm" if await kvm_boots(kernel) else "qemu"
+
+
+class LibvirtDriver(Driver):
+    name = "libvirt"
+
+    def __init__(self, hostname: str, *, uri: str = "qemu:///system",
+                 virt_type: str = "auto", instances_dir: Path,
+                 image_cache: ImageCache | None = None,
+                 shutdown_timeout: float = 60.0, disk_cache: str = "none",
+                 probe_kernel: str = "", traverse_root: Path | None = None) -> None:
+        self.hostname = hostname
+        self.uri = uri
+        self.wanted_virt_type = virt_type
+        self.virt_type = "qemu"
+        self.instances_dir = Path(instances_dir)
+        self.image_cache = image_cache
+        self.shutdown_timeout = shutdown_timeout
+        self.disk_cache = disk_cache
+        self.probe_kernel = probe_kernel
+        self.traverse_root = traverse_root
+        self.conn = None
+        self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
+
+    @classmethod
+    def from_config(cls, hostname: str, cfg, *, controller: str = "",
+                    secret: str = "", state_dir: Path | None = None) -> LibvirtDriver:
+        """A driver from ``[libvirt]``; base images come from ``controller``."""
+        from cloudd.drivers.libvirt.fetch import downloader
+        lv = cfg.libvirt
+        base = Path(state_dir) if state_dir else cfg.data_dir / f"agent-{hostname}"
+        instances = Path(lv.instances_dir).expanduser() if lv.instances_dir \
+            else base / "instances"
+        cache_dir = Path(lv.image_cache_dir).expanduser() if lv.image_cache_dir \
+            else base / "images"
+        cache = ImageCache(cache_dir, downloader(controller, hostname, secret)) \
+            if controller else None
+        return cls(hostname, uri=lv.uri, virt_type=lv.virt_type, instances_dir=instances,
+                   image_cache=cache, shutdown_timeout=lv.shutdown_timeout,
+                   probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir)
+
+    # --- connection ---------------------------------------------------------------
+
+    def _prepare_dirs(self) -> None:
+        """Guests' files must be reachable by QEMU's own user: the instance and
+        cache directories, and the directories above them up to the data
+        directory, get search permission (o+x) only, never read."""
+        dirs = [self.instances_dir]
+        if self.image_cache is not None:
+            dirs.append(self.image_cache.directory)
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            chain = [d, *d.parents]
+            for p in chain:
+                if self.traverse_root is not None and not p.is_relative_to(self.traverse_root):
+                    break
+                mode = p.stat().st_mode
+                if not mode & 0o001:
+                    p.chmod(mode | 0o001)
+                if self.traverse_root is None:
+                    break
+
+    async def connect(self) -> None:
+        libvirt = _libvirt()
+        await asyncio.to_thread(self._prepare_dirs)
+        if not self.uri.startswith("test://"):
+            import libvirtaio
+            libvirtaio.virEventRegisterAsyncIOImpl(loop=asyncio.get_running_loop())
+        self.conn = await asyncio.to_thread(libvirt.open, self.uri)
+        self.virt_type = await detect_virt_type(self.wanted_virt_type, self.probe_kernel)
+        if not self.uri.startswith("test://"):
+            self.conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        log.info("libvirt connected", extra={"fields": {"uri": self.uri,
+                                                        "virt_type": self.virt_type}})
+
+    def _on_lifecycle(self, conn, dom, event, detail, opaque) -> None:
+        name = dom.name()
+        if not name.startswith(NAME_PREFIX):
+            return
+        state, _ = dom.state()
+        self._events.put_nowait(LifecycleEvent(name[len(NAME_PREFIX):],
+                                               _POWER.get(state, PowerState.NOSTATE)))
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await asyncio.to_thread(self.conn.close)
+            self.conn = None
+
+    def _conn(self):
+        if self.conn is None:
+            raise DriverError("libvirt is not connected")
+        return self.conn
+
+    async def _call(self, fn, *args):
+        libvirt = _libvirt()
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except libvirt.libvirtError as exc:
+            raise DriverError(str(exc)) from None
+
+    async def _domain(self, uuid: str, missing_ok: bool = False):
+        libvirt = _libvirt()
+        try:
+            return await asyncio.to_thread(self._conn().lookupByName, domain_name(uuid))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                if missing_ok:
+                    return None
+                raise DriverError(f"instance {uuid} has no domain on {self.hostname}") \
+                    from None
+            raise DriverError(str(exc)) from None
+
+    # --- host -------------------------------------------------------------------------
+
+    async def host_resources(self) -> HostResources:
+        conn = self._conn()
+        info = await self._call(conn.getInfo)
+        version = await self._call(conn.getVersion)
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        disk = shutil.disk_usage(self.instances_dir)
+        return HostResources(hostname=self.hostname, vcpus=info[2], memory_mb=info[1],
+                             disk_gb=disk.total // 1024 ** 3, hypervisor_type="QEMU",
+                             hypervisor_version=version,
+                             cpu_info={"arch": info[0], "model": info[0], "mhz": info[3],
+                                       "virt_type": self.virt_type})
+
+    async def list_instances(self) -> list[InstanceInfo]:
+        domains = await self._call(self._conn().listAllDomains, 0)
+        out = []
+        for dom in domains:
+            name = dom.name()
+            if name.startswith(NAME_PREFIX):
+                state, _ = await self._call(dom.state)
+                out.append(InstanceInfo(name[len(NAME_PREFIX):],
+                                        _POWER.get(state, PowerState.NOSTATE)))
+        return out
+
+    # --- guests ---------------------------------------------------------------------
+
+    def _dir(self, uuid: str) -> Path:
+        return self.instances_dir / uuid
+
+    async def _image(self, image_id: str) -> tuple[Path, str]:
+        if self.image_cache is None:
+            raise DriverError("no image cache configured")
+        try:
+            return await self.image_cache.get(image_id)
+        except disks.DiskError as exc:
+            raise DriverError(str(exc)) from None
+
+    async def _prepare(self, spec: InstanceSpec) -> Domain:
+        """Disks and the domain description of ``spec`` (files under its directory)."""
+        directory = self._dir(spec.uuid)
+        directory.mkdir(parents=True, exist_ok=True)
+        props = spec.image.get("properties") or {}
+        kernel = ramdisk = None
+        try:
+            if props.get("kernel_id"):
+                kernel, _ = await self._image(props["kernel_id"])
+            if props.get("ramdisk_id"):
+                ramdisk, _ = await self._image(props["ramdisk_id"])
+            disk_list = []
+            root = directory / "disk"
+            if spec.image.get("id") and not root.exists():
+                base, fmt = await self._image(spec.image["id"])
+                await disks.overlay(base, fmt, root, spec.root_gb)
+            if root.exists():
+                disk_list.append(Disk(str(root), "vda", cache=self.disk_cache))
+            if spec.ephemeral_gb:
+                eph = directory / "disk.eph0"
+                if not eph.exists():
+                    await disks.ephemeral(eph, spec.ephemeral_gb, props.get("os_type"))
+                disk_list.append(Disk(str(eph), "vdb", cache=self.disk_cache))
+            if spec.swap_mb:
+                swp = directory / "disk.swap"
+                if not swp.exists():
+                    await disks.swap(swp, spec.swap_mb)
+                disk_list.append(Disk(str(swp), f"vd{'bc'[bool(spec.ephemeral_gb)]}",
+                                      cache=self.disk_cache))
+        except disks.DiskError as exc:
+            raise DriverError(str(exc)) from None
+        cmdline = props.get("os_command_line") or ("console=ttyS0 root=/dev/vda"
+                                                   if kernel else None)
+        return Domain(uuid=spec.uuid, display_name=spec.name, vcpus=spec.vcpus,
+                      memory_mb=spec.memory_mb, virt_type=self.virt_type,
+                      disks=tuple(disk_list),
+                      kernel=str(kernel) if kernel else None,
+                      ramdisk=str(ramdisk) if ramdisk else None, cmdline=cmdline,
+                      console_log=str(directory / "console.log"))
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        dom = await self._domain(spec.uuid, missing_ok=True)
+        if dom is not None:
+            if not await self._call(dom.isActive):
+                await self._call(dom.create)
+            return
+        try:
+            xml = render(await self._prepare(spec))
+            dom = await self._call(self._conn().defineXML, xml)
+            await self._call(dom.create)
+        except DriverError:
+            await self.destroy(spec.uuid)
+            raise
+
+    async def destroy(self, uuid: str) -> None:
+        libvirt = _libvirt()
+        dom = await self._domain(uuid, missing_ok=True)
+        if dom is not None:
+            if await self._call(dom.isActive):
+                await self._call(dom.destroy)
+            flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            try:
+                await self._call(dom.undefineFlags, flags)
+            except DriverError:
+                await self._call(dom.undefine)
+        await asyncio.to_thread(shutil.rmtree, self._dir(uuid), True)
+
+    async def _wait_off(self, dom, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not await self._call(dom.isActive):
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
+    async def power_off(self, uuid: str, timeout: float | None = None) -> None:
+        """ACPI shutdown, then a hard stop when the guest has not gone in time."""
+        dom = await self._domain(uuid)
+        if not await self._call(dom.isActive):
+            return
+        try:
+            await self._call(dom.shutdown)
+        except DriverError:
+            pass
+        if not await self._wait_off(dom, self.shutdown_timeout if timeout is None
+                                    else timeout):
+            await self._call(dom.destroy)
+
+    async def power_on(self, uuid: str) -> None:
+        dom = await self._domain(uuid)
+        if not await self._call(dom.isActive):
+            await self._call(dom.create)
+
+    async def reboot(self, uuid: str, hard: bool) -> None:
+        dom = await self._domain(uuid)
+        if hard:
+            if await self._call(dom.isActive):
+                await self._call(dom.destroy)
+        else:
+            await self.power_off(uuid)
+        await self._call(dom.create)
+
+    async def pause(self, uuid: str) -> None:
+        await self._call((await self._domain(uuid)).suspend)
+
+    async def unpause(self, uuid: str) -> None:
+        await self._call((await self._domain(uuid)).resume)
+
+    async def suspend(self, uuid: str) -> None:
+        """Nova's suspend: the guest's memory saved to disk, the domain stopped."""
+        await self._call((await self._domain(uuid)).managedSave, 0)
+
+    async def resume(self, uuid: str) -> None:
+        dom = await self._domain(uuid)
+        if not await self._call(dom.isActive):
+            await self._call(dom.create)
+
+    async def resize(self, uuid: str, spec: InstanceSpec) -> None:
+        """Same-host resize: stop, grow the root disk, redefine CPU and memory, start."""
+        await self.power_off(uuid)
+        try:
+            if spec.root_gb:
+                await disks.grow(self._dir(uuid) / "disk", spec.root_gb)
+        except disks.DiskError as exc:
+            raise DriverError(str(exc)) from None
+        domain = await self._prepare(spec)
+        dom = await self._call(self._conn().defineXML, render(domain))
+        await self._call(dom.create)
+
+    async def console_output(self, uuid: str, lines: int | None = None) -> str:
+        return await asyncio.to_thread(disks.console_tail,
+                                       self._dir(uuid) / "console.log", lines)
+
+    async def snapshot(self, uuid: str, upload) -> None:
+        """A standalone qcow2 of the root disk (no backing file), uploaded."""
+        directory = self._dir(uuid)
+        target = directory / "snapshot.qcow2"
+        dom = await self._domain(uuid)
+        state, _ = await self._call(dom.state)
+        paused = state == 1          # running: hold its vCPUs while the disk is copied
+        try:
+            if paused:
+                await self._call(dom.suspend)
+            try:
+                await disks.snapshot(directory / "disk", target)
+            finally:
+                if paused:
+                    await self._call(dom.resume)
+            await upload(target, "qcow2")
+        except disks.DiskError as exc:
+            raise DriverError(str(exc)) from None
+        finally:
+            target.unlink(missing_ok=True)
+
+    async def events(self) -> AsyncIterator[LifecycleEvent]:
+        while True:
+            yield await self._events.get()
