@@ -18,6 +18,8 @@ import pytest
 from cloudd.testing.postgres import PostgresServer, PostgresUnavailable
 from cloudd.testing.process import CloudProcess
 
+pytest_plugins = ["tests.summaries"]
+
 BACKENDS = ["sqlite", "postgresql"]
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
 # Fast hashes in tests; the default cost is what users get.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -104,51 +103,6 @@ def pytest_collection_modifyitems(config, items):
             if entry["backends"] is None or backend in entry["backends"]:
                 item.add_marker(pytest.mark.xfail(reason=entry["reason"], strict=True))
     config._placement_known_unmatched = sorted(set(known) - seen)
-
-
-_STATS: dict[str, Counter] = {}
-
-
-def pytest_runtest_logreport(report):
-    if _MODULE not in report.nodeid:
-        return
-    ident = report.nodeid.split(_MODULE, 1)[1]
-    if ":" not in ident:
-        return
-    backend = ident.split(":", 1)[0]
-    stats = _STATS.setdefault(backend, Counter())
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if hasattr(report, "wasxfail"):
-            stats["xfailed" if report.skipped else "failed"] += 1  # strict XPASS fails
-        elif report.passed:
-            stats["passed"] += 1
-        elif report.skipped:
-            stats["skipped"] += 1
-        else:
-            stats["failed"] += 1
-
-
-def _line(label: str, c: Counter) -> str:
-    total = sum(c.values())
-    text = f"{label}: {c['passed']} passed, {c['xfailed']} xfailed (known), of {total}"
-    extra = [f"{c[k]} {k}" for k in ("failed", "skipped") if c[k]]
-    return text + (f" ({', '.join(extra)})" if extra else "")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _STATS:
-        return
-    tr = terminalreporter
-    tr.write_sep("-", "Placement gabbi compatibility")
-    total = Counter()
-    for backend in sorted(_STATS):
-        total.update(_STATS[backend])
-        tr.write_line(_line(f"placement gabbi [{backend}]", _STATS[backend]))
-    tr.write_line(_line("placement gabbi", total))
-    unmatched = getattr(config, "_placement_known_unmatched", [])
-    if unmatched and not config.option.keyword:
-        tr.write_line("known_failures.yaml names tests that do not exist: "
-                      + ", ".join(f"{f}.yaml: {n}" for f, n in unmatched))
 
 
 def pytest_collection_finish(session):
