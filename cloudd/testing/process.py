@@ -47,7 +47,8 @@ def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
 class CloudProcess:
     """`cloudd serve` on a free port with its own data directory.
 
-    ``env`` adds CLOUDD_SECTION__KEY settings (a database URL, say).
+    ``env`` adds CLOUDD_SECTION__KEY settings (a database URL, say). The
+    local compute agent is off unless ``env`` turns it on.
     """
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
@@ -63,6 +64,9 @@ class CloudProcess:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in environ_snapshot().items()
                if not k.startswith(("CLOUDD_", "OS_"))}
+        # No compute agent for this host unless a test asks for one: an agent
+        # registers a resource provider, which tests of placement must not see.
+        env["CLOUDD_COMPUTE__LOCAL_AGENT"] = "none"
         env.update(self.extra_env)
         return env
 
