@@ -70,13 +70,20 @@ def policy_defaults(cfg: Config, specs) -> dict[str, str]:
     As oslo.policy's Enforcer: a rule whose deprecated check differs from its
     new one becomes "(new) or (deprecated)". A rule that policy.yaml overrides
     is the file's rule alone (the Enforcer's overrides replace defaults).
+
+    Base rules shared by several APIs (service_api, admin_api...) are one
+    rule: every API's defaults go in first, then the deprecations, so a later
+    API's copy of a base rule cannot drop an earlier API's deprecated check.
     """
     rules: dict[str, str] = {}
     for spec in specs:
         rules.update(spec.policies)
-        if not cfg.policy.enforce_new_defaults:
+    if not cfg.policy.enforce_new_defaults:
+        applied: set[tuple[str, str]] = set()
+        for spec in specs:
             for name, old in spec.deprecated_policies.items():
-                if old != rules[name]:
+                if old != rules[name] and (name, old) not in applied:
+                    applied.add((name, old))
                     rules[name] = f"({rules[name]}) or ({old})"
     return rules
 
