@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -77,13 +78,27 @@ def write_clouds_yaml(cfg: Config, password: str) -> Path:
                  "user_domain_name": "Default", "project_domain_name": "Default"},
         "region_name": cfg.server.region, "identity_api_version": 3, "interface": "public",
     }}}
-    import yaml  # only when writing: PyYAML stays out of an idle server's memory
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(doc, f, default_flow_style=False, sort_keys=False)
+        f.write(_yaml_text(doc))
     os.replace(tmp, path)
     return path
+
+
+def _yaml_text(doc: dict, indent: int = 0) -> str:
+    """Block-style YAML of nested dicts of scalars, without loading PyYAML.
+
+    Strings are written as JSON strings, which YAML reads as double-quoted
+    scalars, so any character (a quote, a colon, a leading space) round-trips.
+    """
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            lines.append(f"{' ' * indent}{key}:\n{_yaml_text(value, indent + 2)}")
+        else:
+            lines.append(f"{' ' * indent}{key}: {json.dumps(value)}\n")
+    return "".join(lines)
 
 
 def refresh_clouds_yaml(cfg: Config) -> None:
@@ -94,7 +109,7 @@ def refresh_clouds_yaml(cfg: Config) -> None:
         text = path.read_text()
     except OSError:
         return
-    if f"auth_url: {want}\n" in text:
+    if f"auth_url: {json.dumps(want)}\n" in text or f"auth_url: {want}\n" in text:
         return      # the usual case, told without loading PyYAML
     import yaml
     try:

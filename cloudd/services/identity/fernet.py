@@ -7,11 +7,17 @@ else is a secondary kept for decrypting tokens issued before a rotation.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+# cryptography (with its OpenSSL) is imported on the first token issued or
+# validated, not at start: an idle server does not carry its ~6 MB.
 
 # Seconds between looks at the key directory for a rotation made elsewhere.
 STAT_INTERVAL = 1.0
@@ -34,7 +40,8 @@ class KeyRepository:
         tmp = self.path / f".{number}.tmp"
         fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
+            # what Fernet.generate_key() makes: 32 random bytes, urlsafe base64
+            f.write(base64.urlsafe_b64encode(os.urandom(32)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path / str(number))
@@ -74,6 +81,8 @@ class KeyRepository:
             if mtime != self._seen_mtime:
                 self._fernet, self._seen_mtime = None, mtime
         if self._fernet is None:
+            from cryptography.fernet import Fernet, MultiFernet
+
             numbers = self._numbers()
             if not numbers:
                 raise RuntimeError(f"no fernet keys in {self.path}")
@@ -87,6 +96,8 @@ class KeyRepository:
 
     def decrypt(self, token: str, ttl: int | None = None) -> bytes | None:
         """Plain bytes, or None for anything that is not a token of ours."""
+        from cryptography.fernet import InvalidToken
+
         padded = token + "=" * (-len(token) % 4)
         try:
             return self.fernet().decrypt(padded.encode(), ttl=ttl)

@@ -9,8 +9,8 @@ property is allowed when it is a string.
 from __future__ import annotations
 
 import copy
+import functools
 
-import jsonschema
 from aiohttp import web
 
 CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
@@ -146,12 +146,19 @@ def members_schema() -> dict:
             "links": [{"rel": "describedby", "href": "{schema}"}]}
 
 
-_VALIDATOR = jsonschema.Draft4Validator(image_schema())
+@functools.cache
+def _validator():
+    # jsonschema loads on the first image written, not at start (~2 MB idle)
+    import jsonschema
+
+    return jsonschema.Draft4Validator(image_schema())
 
 
 def validation_error(obj: dict) -> str | None:
     """Glance's message when ``obj`` does not match the image schema, else None."""
-    err = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(obj))
+    from jsonschema.exceptions import best_match
+
+    err = best_match(_validator().iter_errors(obj))
     if err is None:
         return None
     return f"Provided object does not match schema 'image': {err.message}"
