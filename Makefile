@@ -102,7 +102,7 @@ bench: test-venv
 	$(BIN)/python bench/placement.py
 
 lint: test-venv
-	$(BIN)/pip install -q ruff
+	$(BIN)/pip install -q ruff==0.17.6
 	$(BIN)/ruff check cloudd tests bench
 
 clean:
