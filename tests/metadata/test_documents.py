@@ -1,0 +1,141 @@
+"""The metadata documents of a server booted through the compute API, as Nova
+writes them on a config drive (nova/api/metadata/base.py), on both databases."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from sqlalchemy import update
+
+from cloudd.db import tables as t
+from cloudd.services.metadata import documents
+from cloudd.services.metadata.documents import OPENSTACK_VERSIONS
+from tests.metadata.conftest import NETWORK, USER_DATA
+
+pytestmark = pytest.mark.asyncio
+
+
+async def docs(md, uuid, **kw):
+    async with md.cloud.db.read() as conn:
+        return await documents.instance_documents(md.cloud, conn, uuid, **kw)
+
+
+async def test_config_drive_tree_has_novas_paths(md):
+    pub = await md.keypair()
+    uuid = await md.server(key_name="alice-key", metadata={"role": "web"})
+    md.network.plug(uuid, NETWORK, "10.253.0.7")
+    files = await docs(md, uuid)
+    expected = {"ec2/2009-04-04/meta-data.json", "ec2/2009-04-04/user-data",
+                "ec2/latest/meta-data.json", "ec2/latest/user-data"}
+    for v in OPENSTACK_VERSIONS + ["latest"]:
+        expected |= {f"openstack/{v}/meta_data.json", f"openstack/{v}/user_data"}
+        if v >= "2013-10-17":
+            expected.add(f"openstack/{v}/vendor_data.json")
+        if v >= "2015-10-15":
+            expected.add(f"openstack/{v}/network_data.json")
+        if v >= "2016-10-06":
+            expected.add(f"openstack/{v}/vendor_data2.json")
+    assert set(files) == expected
+    assert all(isinstance(v, bytes) for v in files.values())
+
+    meta = json.loads(files["openstack/latest/meta_data.json"])
+    assert meta["uuid"] == uuid
+    assert meta["name"] == "web-1"
+    assert meta["hostname"] == "web-1.novalocal"
+    assert meta["public_keys"] == {"alice-key": pub}
+    assert meta["keys"] == [{"name": "alice-key", "type": "ssh", "data": pub}]
+    assert meta["meta"] == {"role": "web"}
+    assert meta["project_id"] == "p1"
+    assert meta["launch_index"] == 0
+    assert meta["availability_zone"] == "nova"
+    assert meta["devices"] == [] and meta["dedicated_cpus"] == []
+    assert len(base64.b64decode(meta["random_seed"])) == 512
+    assert "admin_pass" not in meta
+    assert list(meta)[:2] == ["uuid", "meta"]          # Nova's key order
+
+    oldest = json.loads(files["openstack/2012-08-10/meta_data.json"])
+    assert "random_seed" not in oldest and "project_id" not in oldest
+    assert "devices" not in oldest and oldest["uuid"] == uuid
+
+    assert files["openstack/latest/user_data"] == USER_DATA
+    assert files["ec2/latest/user-data"] == USER_DATA
+    assert json.loads(files["openstack/latest/vendor_data.json"]) == {}
+    assert json.loads(files["openstack/latest/vendor_data2.json"]) == {"static": {}}
+
+
+async def test_network_data_from_the_instances_vifs(md):
+    uuid = await md.server(user_data=None)
+    dhcp = md.network.plug(uuid, NETWORK, "10.253.0.7")
+    static = md.network.plug(uuid, "net-2", "192.168.5.9", dhcp=False)
+    static["subnets"][0].update(cidr="192.168.5.0/24", gateway_ip="192.168.5.1",
+                                dns_nameservers=["192.168.5.53"],
+                                host_routes=[{"destination": "10.9.0.0/16",
+                                              "nexthop": "192.168.5.254"}])
+    files = await docs(md, uuid)
+    assert "openstack/latest/user_data" not in files
+    net = json.loads(files["openstack/latest/network_data.json"])
+    assert net["links"] == [
+        {"id": dhcp["tap"], "vif_id": dhcp["port_id"], "type": "bridge", "mtu": 1450,
+         "ethernet_mac_address": dhcp["mac"]},
+        {"id": static["tap"], "vif_id": static["port_id"], "type": "bridge", "mtu": 1450,
+         "ethernet_mac_address": static["mac"]}]
+    assert net["networks"] == [
+        {"id": "network0", "type": "ipv4_dhcp", "link": dhcp["tap"], "network_id": NETWORK},
+        {"id": "network1", "type": "ipv4", "link": static["tap"], "ip_address": "192.168.5.9",
+         "netmask": "255.255.255.0",
+         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.168.5.1"},
+                    {"network": "10.9.0.0", "netmask": "255.255.0.0",
+                     "gateway": "192.168.5.254"}],
+         "network_id": "net-2", "services": [{"type": "dns", "address": "192.168.5.53"}]}]
+    assert net["services"] == [{"type": "dns", "address": "10.253.0.1"},
+                               {"type": "dns", "address": "192.168.5.53"}]
+
+
+async def test_ec2_meta_data_json(md):
+    pub = await md.keypair()
+    uuid = await md.server(key_name="alice-key", security_groups=[{"name": "default"}])
+    md.network.plug(uuid, NETWORK, "10.253.0.7")
+    files = await docs(md, uuid)
+    ec2 = json.loads(files["ec2/latest/meta-data.json"])
+    assert ec2 == json.loads(files["ec2/2009-04-04/meta-data.json"])
+    assert ec2["instance-id"] == "i-" + uuid.replace("-", "")[:8]
+    assert ec2["hostname"] == ec2["local-hostname"] == "web-1.novalocal"
+    assert ec2["local-ipv4"] == "10.253.0.7"
+    assert ec2["public-ipv4"] == ""
+    assert ec2["public-keys"] == {"0": {"openssh-key": pub}}    # no _name on the drive
+    assert ec2["placement"] == {"availability-zone": "nova"}
+    assert ec2["instance-type"] == "m1.tiny"
+    assert ec2["security-groups"] == ["default"]
+    assert ec2["block-device-mapping"] == {"ami": "vda", "root": "/dev/vda"}
+    assert ec2["ami-launch-index"] == 0 and ec2["instance-action"] == "none"
+    assert ec2["reservation-id"].startswith("r-")
+
+
+async def test_admin_pass_only_when_given_and_no_keys_without_keypair(md):
+    uuid = await md.server(user_data=None)
+    files = await docs(md, uuid, admin_pass="s3cret")
+    meta = json.loads(files["openstack/latest/meta_data.json"])
+    assert meta["admin_pass"] == "s3cret"
+    assert "public_keys" not in meta and "keys" not in meta and "meta" not in meta
+    assert "public-keys" not in json.loads(files["ec2/latest/meta-data.json"])
+    assert json.loads(files["openstack/latest/network_data.json"]) == {}   # no vifs
+    assert "ec2/latest/user-data" not in files
+
+
+async def test_a_deleted_or_unknown_instance_has_no_documents(md):
+    uuid = await md.server()
+    assert await docs(md, "00000000-0000-0000-0000-000000000000") == {}
+    async with md.cloud.db.write() as conn:
+        await conn.execute(update(t.instance).where(t.instance.c.uuid == uuid)
+                           .values(deleted=True))
+    assert await docs(md, uuid) == {}
+
+
+async def test_config_drive_spec_round_trip(md):
+    uuid = await md.server()
+    files = await docs(md, uuid)
+    spec = documents.config_drive_spec(files)
+    assert json.loads(json.dumps(spec)) == spec                  # fits the wire
+    assert documents.files_from_spec(spec) == files
