@@ -183,6 +183,15 @@ class LibvirtConfig(Section):
     probe_kernel: str = ""
 
 
+class MetadataConfig(Section):
+    # What guests read from their config drive and the metadata service.
+    # Guests' host names are NAME.DHCP_DOMAIN (Nova's [api] dhcp_domain); "" for NAME.
+    dhcp_domain: str = "novalocal"
+    # A JSON file served as vendor_data.json (and as "static" in
+    # vendor_data2.json), Nova's [api] vendordata_jsonfile_path; "" serves {}.
+    vendordata_jsonfile_path: str = ""
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     listeners: ListenersConfig = ListenersConfig()
@@ -197,6 +206,7 @@ class Config(Section):
     fake_driver: FakeDriverConfig = FakeDriverConfig()
     libvirt: LibvirtConfig = LibvirtConfig()
     image: ImageConfig = ImageConfig()
+    metadata: MetadataConfig = MetadataConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -139,3 +139,34 @@ async def test_config_drive_spec_round_trip(md):
     spec = documents.config_drive_spec(files)
     assert json.loads(json.dumps(spec)) == spec                  # fits the wire
     assert documents.files_from_spec(spec) == files
+
+
+async def test_dhcp_domain_and_vendor_data_from_config(make_api, tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from cloudd.web.app import build_root
+    from tests.metadata.conftest import MetadataCloud
+    vendor = tmp_path / "vendor.json"
+    vendor.write_text(json.dumps({"cloud-init": "#cloud-config\npackages: [htop]\n"}))
+    api = await make_api({"metadata": {"dhcp_domain": "",
+                                       "vendordata_jsonfile_path": str(vendor)}})
+    api.cloud.compute.wake = lambda task_id: None
+    root = TestClient(TestServer(build_root(api.cloud)))
+    await root.start_server()
+    try:
+        md = MetadataCloud(api, root)
+        uuid = await md.server("Web 1")
+        md.network.plug(uuid, NETWORK, "10.253.0.7")
+        files = await docs(md, uuid)
+        assert json.loads(files["openstack/latest/meta_data.json"])["hostname"] == "web-1"
+        assert json.loads(files["ec2/latest/meta-data.json"])["hostname"] == "web-1"
+        assert json.loads(files["openstack/latest/vendor_data.json"]) == json.loads(
+            vendor.read_text())
+        assert json.loads(files["openstack/latest/vendor_data2.json"]) == {
+            "static": json.loads(vendor.read_text())}
+        status, body, _ = await md.get("openstack/latest/vendor_data.json")
+        assert status == 200 and json.loads(body) == json.loads(vendor.read_text())
+        vendor.write_text("not json")                   # a broken file serves {}
+        assert json.loads((await docs(md, uuid))["openstack/latest/vendor_data.json"]) == {}
+    finally:
+        await root.close()

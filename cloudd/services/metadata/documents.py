@@ -22,10 +22,12 @@ the ids are stable and the same in both trees.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
 import json
+import logging
 import os
 import uuid as uuidlib
 import zlib
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from cloudd.db import tables as t
+
+log = logging.getLogger("cloudd.metadata")
 
 # EC2 versions (nova/api/metadata/base.py VERSIONS).
 VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
@@ -54,7 +58,7 @@ OPENSTACK_VERSIONS = [FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, 
 
 # Nova's [api] config_drive_skip_versions default leaves these EC2 versions.
 CONFIG_DRIVE_EC2_VERSIONS = ["2009-04-04", "latest"]
-# Nova's [api] dhcp_domain default: the hostname the guest is told is NAME.novalocal.
+# Nova's [api] dhcp_domain default ([metadata] dhcp_domain): NAME.novalocal.
 DHCP_DOMAIN = "novalocal"
 
 MD_JSON_NAME = "meta_data.json"
@@ -250,11 +254,13 @@ class InstanceMetadata:
     """
 
     def __init__(self, facts: Facts, *, address: str | None = None,
-                 extra_md: dict | None = None, dhcp_domain: str = DHCP_DOMAIN) -> None:
+                 extra_md: dict | None = None, dhcp_domain: str = DHCP_DOMAIN,
+                 vendor_data: dict | None = None) -> None:
         self.facts = facts
         self.address = address
         self.extra_md = extra_md or {}
         self.dhcp_domain = dhcp_domain
+        self.vendor_data = vendor_data or {}
         self.network = network_metadata(facts.vifs)
         self.fixed_ips = fixed_ips(facts.vifs)
 
@@ -379,11 +385,11 @@ class InstanceMetadata:
         if name == PASS_NAME and _at_least(GRIZZLY, real, OPENSTACK_VERSIONS):
             return b"", TEXT                   # no password posted by the guest
         if name == VD_JSON_NAME and _at_least(HAVANA, real, OPENSTACK_VERSIONS):
-            return dumps({}), JSON
+            return dumps(self.vendor_data), JSON
         if name == NW_JSON_NAME:               # Nova serves it as text/plain
             return dumps(self.network if self.network is not None else {}), TEXT
         if name == VD2_JSON_NAME and _at_least(NEWTON_TWO, real, OPENSTACK_VERSIONS):
-            return dumps({"static": {}}), JSON
+            return dumps({"static": self.vendor_data}), JSON
         raise NotFound(name)
 
     # The config drive ----------------------------------------------------------
@@ -414,10 +420,33 @@ class InstanceMetadata:
         return files
 
 
+def _read_vendordata(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        log.warning("cannot read the vendor data file; serving {}", extra={"fields": {
+            "path": path, "error": str(e)}})
+        return {}
+    if not isinstance(data, dict):
+        log.warning("the vendor data file is not a JSON object; serving {}",
+                    extra={"fields": {"path": path}})
+        return {}
+    return data
+
+
+async def _metadata(cloud, facts: Facts, **kw) -> InstanceMetadata:
+    cfg = cloud.config.metadata
+    vendor = {}
+    if cfg.vendordata_jsonfile_path:
+        vendor = await asyncio.to_thread(_read_vendordata, cfg.vendordata_jsonfile_path)
+    return InstanceMetadata(facts, dhcp_domain=cfg.dhcp_domain, vendor_data=vendor, **kw)
+
+
 async def instance_metadata(cloud, conn, instance_uuid: str, *,
                             address: str | None = None) -> InstanceMetadata | None:
     facts = await load(cloud, conn, instance_uuid)
-    return InstanceMetadata(facts, address=address) if facts is not None else None
+    return await _metadata(cloud, facts, address=address) if facts is not None else None
 
 
 async def instance_documents(cloud, conn, instance_uuid: str, *,
@@ -430,7 +459,7 @@ async def instance_documents(cloud, conn, instance_uuid: str, *,
     if facts is None:
         return {}
     extra = {"admin_pass": admin_pass} if admin_pass else None
-    return InstanceMetadata(facts, extra_md=extra).config_drive_files()
+    return (await _metadata(cloud, facts, extra_md=extra)).config_drive_files()
 
 
 def config_drive_spec(files: dict[str, bytes]) -> dict:
