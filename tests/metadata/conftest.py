@@ -5,8 +5,8 @@
 - ``md.api``: the compute API client (servers are created through it);
 - ``md.root``: a client on the controller's main application, where the
   agents' ``/agent/v1/metadata`` endpoint is;
-- ``md.network``: a stand-in for the network service's
-  ``vifs_for_instances`` (the contract's vif shape), installed as
+- ``md.network``: a stand-in for the network service (``vifs_for_instances``
+  in the contract's vif shape, the other calls no-ops), installed as
   ``cloud.network`` so these tests do not depend on the Neutron API's
   tables; ``md.network.plug(uuid, network_id, ip)`` gives an instance a vif;
 - ``await md.server(...)``: a server booted through the API with a keypair,
@@ -69,6 +69,19 @@ class StubNetwork:
     async def vifs_for_instances(self, conn, instance_uuids):
         return {u: [dict(v) for v in self.vifs.get(u, [])] for u in instance_uuids}
 
+    # The rest of the contract, as no-ops: the servers API and flows call them.
+    async def validate_requested(self, conn, project_id, requested) -> None:
+        return None
+
+    async def allocate_for_instance(self, conn, *, instance_uuid, **kw) -> list[dict]:
+        return self.vifs.get(instance_uuid, [])
+
+    async def deallocate_for_instance(self, conn, instance_uuid) -> None:
+        return None
+
+    async def instances_for_security_group(self, conn, group_id) -> list:
+        return []
+
 
 class MetadataCloud:
     def __init__(self, api, root) -> None:
@@ -94,7 +107,8 @@ class MetadataCloud:
     async def server(self, name: str = "web-1", *, host: str = "h1", key_name: str | None = None,
                      user_data: bytes | None = USER_DATA, metadata: dict | None = None,
                      token: str = ALICE, **extra) -> str:
-        server = {"name": name, "imageRef": IMAGE, "flavorRef": "1", **extra}
+        server = {"name": name, "imageRef": IMAGE, "flavorRef": "1"}
+        server.update(extra)
         if key_name:
             server["key_name"] = key_name
         if user_data is not None:

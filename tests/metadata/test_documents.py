@@ -170,3 +170,15 @@ async def test_dhcp_domain_and_vendor_data_from_config(make_api, tmp_path):
         assert json.loads((await docs(md, uuid))["openstack/latest/vendor_data.json"]) == {}
     finally:
         await root.close()
+
+
+async def test_block_device_mapping_follows_the_flavors_disks(md):
+    from tests.compute.conftest import call
+    await call(md.api, "POST", "/v2.1/flavors", {"flavor": {
+        "name": "eph", "id": "eph", "ram": 256, "vcpus": 1, "disk": 1,
+        "OS-FLV-EXT-DATA:ephemeral": 1, "swap": 128}}, status=200)
+    uuid = await md.server(flavorRef="eph")
+    ec2 = json.loads((await docs(md, uuid))["ec2/latest/meta-data.json"])
+    assert ec2["block-device-mapping"] == {"ami": "vda", "root": "/dev/vda",
+                                           "ephemeral0": "/dev/vdb", "swap": "/dev/vdc"}
+    assert ec2["instance-type"] == "eph"

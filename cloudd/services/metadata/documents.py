@@ -112,7 +112,6 @@ class Facts:
     meta: dict = field(default_factory=dict)
     security_groups: list = field(default_factory=list)
     vifs: list = field(default_factory=list)
-    launched: bool = False
 
 
 def _loads(value) -> dict:
@@ -169,7 +168,7 @@ async def load(cloud, conn, instance_uuid: str) -> Facts | None:
         flavor=_loads(inst.flavor), key_name=inst.key_name, key_data=inst.key_data,
         key_type=key_type, user_data=_user_data(inst.user_data), meta=meta,
         security_groups=list(groups) if isinstance(groups, list) else [],
-        vifs=list(vifs), launched=inst.launched_at is not None)
+        vifs=list(vifs))
 
 
 # --- network_data.json (nova/virt/netutils.py get_network_metadata) -------------------
@@ -273,9 +272,8 @@ class InstanceMetadata:
         return f"{name}.{self.dhcp_domain}" if self.dhcp_domain else name
 
     def block_device_mapping(self) -> dict:
-        """nova/block_device.py instance_block_mapping for cloudd's virtio disks."""
-        if not self.facts.launched:
-            return {"ami": "sda1", "ephemeral0": "sda2", "root": "/dev/sda1", "swap": "sda3"}
+        """nova/block_device.py instance_block_mapping for cloudd's virtio disks
+        (the libvirt driver's vda, then vdb for ephemeral, then swap)."""
         out = {"ami": "vda", "root": "/dev/vda"}
         ephemeral = int(self.facts.flavor.get("ephemeral_gb") or 0)
         if ephemeral:
