@@ -106,6 +106,8 @@ class ComputeConfig(Section):
     ram_weight_multiplier: float = 1.0
     cpu_weight_multiplier: float = 1.0
     build_failure_weight_multiplier: float = 1000000.0
+    # Give every guest a config drive, asked for or not (Nova's force_config_drive).
+    force_config_drive: bool = False
 
 
 class QuotaConfig(Section):

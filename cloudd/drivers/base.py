@@ -62,6 +62,10 @@ class InstanceSpec:
     metadata: dict = field(default_factory=dict)
     user_data: str | None = None
     key_data: str | None = None
+    # The guest's vifs (docs/network-design.md) and its config drive's files
+    # ({"files": {path: base64}}), or None for no config drive.
+    network_info: list = field(default_factory=list)
+    config_drive: dict | None = None
 
 
 @dataclass
