@@ -183,6 +183,11 @@ class LibvirtConfig(Section):
     # A kernel the virt_type probe boots under KVM (default: the host's own
     # /boot/vmlinuz-*, if any).
     probe_kernel: str = ""
+    # Guests' VNC servers listen on this address (a port chosen by libvirt) and
+    # their serial consoles on a TCP port of serial_port_range ("LOW:HIGH") on
+    # it; the controller's console proxy connects there.
+    vnc_listen: str = "127.0.0.1"
+    serial_port_range: str = Field(default="10000:20000", pattern=r"^\d{1,5}:\d{1,5}$")
 
 
 class MetadataConfig(Section):
@@ -192,6 +197,20 @@ class MetadataConfig(Section):
     # A JSON file served as vendor_data.json (and as "static" in
     # vendor_data2.json), Nova's [api] vendordata_jsonfile_path; "" serves {}.
     vendordata_jsonfile_path: str = ""
+
+
+class ConsoleConfig(Section):
+    # Remote consoles: noVNC and the serial console over websockets on the main
+    # port, each URL behind a one-time token (Nova's [vnc] / [serial_console]).
+    vnc_enabled: bool = True
+    serial_enabled: bool = True
+    # Seconds a console token stays valid (Nova's [consoleauth] token_ttl).
+    token_ttl: int = Field(default=600, gt=0)
+    # The noVNC files served at /console/novnc/ (Debian's novnc package).
+    novnc_dir: str = "/usr/share/novnc"
+    # Origins (host or host:port) allowed to open console websockets besides
+    # the public URL's and the request's own host, comma separated.
+    allowed_origins: str = ""
 
 
 class Config(Section):
@@ -207,6 +226,7 @@ class Config(Section):
     agent: AgentConfig = AgentConfig()
     fake_driver: FakeDriverConfig = FakeDriverConfig()
     libvirt: LibvirtConfig = LibvirtConfig()
+    console: ConsoleConfig = ConsoleConfig()
     image: ImageConfig = ImageConfig()
     metadata: MetadataConfig = MetadataConfig()
 
