@@ -6,7 +6,7 @@
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (4);
+INSERT INTO schema_version (version) VALUES (6);
 
 -- Identity -----------------------------------------------------------------
 
@@ -584,3 +584,22 @@ CREATE TABLE image_member (
     PRIMARY KEY (image_id, member)
 );
 CREATE INDEX ix_image_member_member ON image_member (member, status);
+
+-- Remote consoles (migration 006) ----------------------------------------------
+
+CREATE TABLE console_auth_token (
+    id VARCHAR(36) NOT NULL PRIMARY KEY,
+    token_hash VARCHAR(64) NOT NULL UNIQUE,
+    instance_uuid VARCHAR(36) NOT NULL,
+    -- novnc or serial
+    console_type VARCHAR(32) NOT NULL,
+    -- the agent (compute host) whose guest it is, and where its console listens
+    compute_host VARCHAR(255) NOT NULL,
+    host VARCHAR(255) NOT NULL,
+    port INTEGER NOT NULL,
+    internal_access_path VARCHAR(255),
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
+CREATE INDEX ix_console_auth_token_instance ON console_auth_token (instance_uuid);
+CREATE INDEX ix_console_auth_token_expires ON console_auth_token (expires_at);
