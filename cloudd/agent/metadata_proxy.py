@@ -3,8 +3,11 @@
 One HTTP listener per plugged network, on that network's host address (the
 address the host puts on the bridge) and ``[host_network] metadata_port``.
 The host plumbing DNATs ``iifname BRIDGE ip daddr 169.254.169.254 tcp dport
-80`` to it and calls ``ensure(network_id, host_address)`` when it plugs the
-network and ``remove(network_id)`` when the last port goes.
+80`` to it and calls ``ensure(network_id, host_address, device=BRIDGE)`` when
+it plugs the network and ``remove(network_id)`` when the last port goes. With
+``device`` the listener is bound to the bridge (SO_BINDTODEVICE): a guest of
+another network cannot reach it through the host, so the network a request
+names is always the one it came from.
 
 A guest's GET is forwarded to ``CONTROLLER/agent/v1/metadata/PATH`` with the
 agent's host credential, ``X-Cloudd-Network-Id`` (the listener's network) and
@@ -48,13 +51,16 @@ def _address(host_address: str) -> str:
     return str(ipaddress.ip_interface(host_address.strip()).ip)
 
 
-def _socket(address: str, port: int) -> socket.socket:
+def _socket(address: str, port: int, device: str | None = None) -> socket.socket:
     """A listening socket on address:port that may bind before the address is up
-    (IP_FREEBIND), so plugging order does not matter."""
+    (IP_FREEBIND), so plugging order does not matter; with ``device``, it takes
+    only connections that arrive through that interface (SO_BINDTODEVICE)."""
     family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
         try:
             sock.setsockopt(socket.SOL_IP if family == socket.AF_INET else socket.SOL_IPV6,
                             IP_FREEBIND, 1)
@@ -70,8 +76,8 @@ def _socket(address: str, port: int) -> socket.socket:
 
 
 class _Listener:
-    def __init__(self, address: str, runner: web.AppRunner) -> None:
-        self.address = address
+    def __init__(self, where: tuple[str, str | None], runner: web.AppRunner) -> None:
+        self.where = where                   # (address, device)
         self.runner = runner
 
 
@@ -91,14 +97,18 @@ class MetadataProxy:
 
     # --- listeners ----------------------------------------------------------------------
 
-    async def ensure(self, network_id: str, host_address: str) -> None:
+    async def ensure(self, network_id: str, host_address: str,
+                     device: str | None = None) -> None:
         """Listen for ``network_id``'s guests on host_address:port (idempotent;
-        a changed address moves the listener)."""
+        a changed address or device moves the listener). ``device`` (the
+        network's bridge) restricts the listener to requests that come in
+        through it, so no guest of another network can reach it directly."""
         address = _address(host_address)
+        where = (address, device or None)
         async with self._lock:
             current = self.listeners.get(network_id)
             if current is not None:
-                if current.address == address:
+                if current.where == where:
                     return
                 await self._stop(network_id)
             app = web.Application()
@@ -107,14 +117,14 @@ class MetadataProxy:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             try:
-                site = web.SockSite(runner, _socket(address, self.port))
+                site = web.SockSite(runner, _socket(address, self.port, device))
                 await site.start()
             except BaseException:
                 await runner.cleanup()
                 raise
-            self.listeners[network_id] = _Listener(address, runner)
+            self.listeners[network_id] = _Listener(where, runner)
             log.info("metadata proxy listening", extra=_fields(
-                network_id=network_id, address=address, port=self.port))
+                network_id=network_id, address=address, port=self.port, device=device))
 
     async def remove(self, network_id: str) -> None:
         """Stop ``network_id``'s listener (nothing if there is none)."""
