@@ -154,3 +154,29 @@ async def test_the_listener_takes_only_what_comes_through_its_bridge(proxy_on_br
     code = code.replace(str(proxy.port), "1")
     out = await run_in(other["ns"], code)
     assert "ConnectionRefusedError" in out, out
+
+
+@pytest.mark.skipif(not shutil.which("nft"), reason="nftables (nft) is not installed")
+async def test_169_254_169_254_through_a_dnat_reaches_the_proxy(proxy_on_bridge):
+    """The path cloud-init takes: 169.254.169.254:80, DNATed on the bridge to
+    the listener (the rule the host plumbing installs, in a table of our own)."""
+    md, g, proxy = proxy_on_bridge
+    table = f"n3test{os.getpid()}"
+    rules = (f"table ip {table} {{\n"
+             " chain prerouting {\n"
+             "  type nat hook prerouting priority dstnat; policy accept;\n"
+             f"  iifname \"{g['bridge']}\" ip daddr 169.254.169.254 tcp dport 80"
+             f" dnat to {g['host_ip']}:{proxy.port}\n"
+             " }\n}\n")
+    await asyncio.to_thread(subprocess.run, ["nft", "-f", "-"], input=rules, text=True,
+                            check=True, capture_output=True, timeout=30)
+    try:
+        status, body = await in_ns(g["ns"], "http://169.254.169.254/openstack/latest/"
+                                            "meta_data.json")
+        assert status == 200 and json.loads(body)["uuid"] == md.web
+        status, body = await in_ns(g["ns"], "http://169.254.169.254/latest/meta-data/"
+                                            "public-keys/0/openssh-key")
+        assert (status, body) == (200, md.pub.encode())
+    finally:
+        await asyncio.to_thread(subprocess.run, ["nft", "delete", "table", "ip", table],
+                                check=False, capture_output=True, timeout=30)
