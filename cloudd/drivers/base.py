@@ -121,6 +121,11 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def console_output(self, uuid: str, lines: int | None = None) -> str: ...
 
+    async def console_info(self, uuid: str, kind: str) -> dict | None:
+        """Where the running guest's ``kind`` console ("vnc" or "serial") listens:
+        {"host", "port"}; None when it has no such console (the default)."""
+        return None
+
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""
         raise DriverError(f"{self.name} driver cannot resize")

@@ -101,6 +101,8 @@ def build_root(cloud) -> web.Application:
     app.router.add_get("/healthz", healthz)
     from cloudd.services.compute import agent_hub
     agent_hub.mount(app)                        # the compute agents' websocket
+    from cloudd.services.console import proxy as console_proxy
+    console_proxy.mount(app)                    # noVNC and the console websockets
     for spec in specs.values():
         for method, path, handler in spec.routes():
             app.router.add_route(method, f"/{spec.name}{path}", handler)

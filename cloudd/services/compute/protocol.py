@@ -57,6 +57,10 @@ docs/network-design.md) and ``config_drive`` ({"files": {PATH: BASE64}} or
 null); an older agent ignores spec fields it does not know.
 Calls (answered at once, never queued):
   console_output {"uuid", "lines": int | None} -> data {"output": str}
+  console_info {"uuid", "kind": "vnc" | "serial"} -> data {"host": str, "port": int}
+                                       # where the running guest's console listens,
+                                       # or {} when it has none (an older agent
+                                       # answers "unknown call": no console either)
 """
 
 VERSION = 1
@@ -65,7 +69,7 @@ MIN_VERSION = 1
 COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
                       "unpause", "suspend", "resume", "resize", "rebuild", "snapshot",
                       "network_update"})
-CALLS = frozenset({"console_output"})
+CALLS = frozenset({"console_output", "console_info"})
 
 # The websocket endpoint on the controller's main port.
 PATH = "/agent/v1"

@@ -25,6 +25,7 @@ from cloudd.services.compute import (
     flavor_store,
     instance_store,
     quota_store,
+    remote_consoles,
     server_admin_actions,
     server_create,
     server_schemas,
@@ -394,7 +395,8 @@ async def action(request: web.Request) -> web.Response:
     if not body:
         raise ApiError(400, "Malformed request body")
     name = next(iter(body))
-    handler = ACTIONS.get(name) or server_admin_actions.ACTIONS.get(name)
+    handler = ACTIONS.get(name) or server_admin_actions.ACTIONS.get(name) \
+        or remote_consoles.ACTIONS.get(name)
     if handler is None:
         raise ApiError(400, f"There is no such action: {name}")
     return await handler(request, uuid, body)
