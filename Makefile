@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test bench lint system-deps test-system-deps image-system-deps virt-system-deps \
+        console-system-deps \
         serve-virt venv test-venv clean
 
 # --- system packages (Debian's) ---------------------------------------------
@@ -18,7 +19,7 @@ system-deps:
 	  echo "installing python3-venv"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 
-test-system-deps: system-deps image-system-deps virt-system-deps
+test-system-deps: system-deps image-system-deps virt-system-deps console-system-deps
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
@@ -41,6 +42,16 @@ virt-system-deps:
 	  echo "installing libvirt and QEMU (Debian's $(VIRT_PACKAGES))"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $(SUDO) apt-get install -y -qq $(VIRT_PACKAGES); \
+	fi
+
+# noVNC's page for remote consoles (served from /usr/share/novnc) and headless
+# Chromium, which the console test drives to screenshot a guest's screen.
+CONSOLE_PACKAGES := novnc chromium-headless-shell
+console-system-deps:
+	@if [ ! -f /usr/share/novnc/vnc_lite.html ] || ! command -v chromium-headless-shell >/dev/null; then \
+	  echo "installing noVNC and headless Chromium (Debian's $(CONSOLE_PACKAGES))"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(CONSOLE_PACKAGES); \
 	fi
 
 # `make serve`: libvirt when it can be had. As root the packages are installed;
