@@ -334,3 +334,17 @@ async def test_novnc_page_is_served_without_a_token(make_api, tmp_path):
             assert resp.status == 404, bad
     finally:
         await client.close()
+
+
+async def test_shutdown_ends_open_sessions(api, vnc):
+    uuid = await active(api)
+    agent_answers(api, vnc.port)
+    _, data = await remote(api, uuid, "vnc", "novnc", 200)
+    client = TestClient(TestServer(build_root(api.cloud)))
+    await client.start_server()
+    ws = await client.ws_connect(ws_path(data["remote_console"]["url"]))
+    assert (await ws.receive(timeout=10)).data == RFB_HELLO
+    # The server's shutdown does not wait for the session to end by itself.
+    await asyncio.wait_for(client.close(), 10)
+    msg = await ws.receive(timeout=10)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

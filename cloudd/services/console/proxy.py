@@ -32,6 +32,7 @@ log = logging.getLogger("cloudd.console")
 
 NOVNC_PREFIX = "/console/novnc"
 KINDS = {"vnc": ("novnc",), "serial": ("serial",)}
+SESSIONS = web.AppKey("console_sessions", set)
 CONNECT_TIMEOUT = 10.0
 CHUNK = 64 * 1024
 
@@ -134,8 +135,10 @@ async def _proxy(request: web.Request, kind: str) -> web.StreamResponse:
         return _refuse(502)
     ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=4 * 1024 * 1024,
                                heartbeat=None)
+    sessions = request.app[SESSIONS]
     try:
         await ws.prepare(request)
+        sessions.add(ws)
         log.info("console session opened", extra={"fields": fields})
         tasks = [asyncio.create_task(_pump_to_ws(reader, ws)),
                  asyncio.create_task(_pump_to_tcp(ws, writer))]
@@ -146,6 +149,7 @@ async def _proxy(request: web.Request, kind: str) -> web.StreamResponse:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        sessions.discard(ws)
         writer.close()
         try:
             await writer.wait_closed()
@@ -169,7 +173,15 @@ websockify.public = True  # type: ignore[attr-defined]
 serial.public = True  # type: ignore[attr-defined]
 
 
+async def _close_sessions(app: web.Application) -> None:
+    """Shutting down: end every console session (clients see "going away")."""
+    for ws in list(app[SESSIONS]):
+        await ws.close(code=1001, message=b"server shutting down")
+
+
 def mount(app: web.Application) -> None:
+    app[SESSIONS] = set()
+    app.on_shutdown.append(_close_sessions)
     app.router.add_get(NOVNC_PREFIX + "/{path:.*}", novnc_file)
     app.router.add_get("/console/websockify", websockify)
     app.router.add_get("/console/serial", serial)
