@@ -348,3 +348,41 @@ async def test_shutdown_ends_open_sessions(api, vnc):
     await asyncio.wait_for(client.close(), 10)
     msg = await ws.receive(timeout=10)
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+async def _raw_upgrade(port: int, path: str, want: int = 0) -> tuple[bytes, bytes]:
+    """Tempest's websocket client (tempest.common.compute._WebSocket): a raw
+    upgrade request; returns the response head and every byte after it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Cookie: path=x\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n")
+                 .encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    try:
+        rest = await asyncio.wait_for(reader.read(4096), 10)
+        while rest and len(rest) < want:
+            rest += await asyncio.wait_for(reader.read(4096), 10)
+    finally:
+        writer.close()
+    return head, rest
+
+
+async def test_tempest_websocket_client(api, root, vnc):
+    """Tempest's test_novnc and test_novnc_bad_token, as its raw client sees them."""
+    uuid = await active(api)
+    agent_answers(api, vnc.port)
+    _, data = await remote(api, uuid, "vnc", "novnc", 200)
+    path = ws_path(data["remote_console"]["url"])
+    bad = path.replace("token=", "token=bad")
+    # A bad token: a bare refusal, nothing after the head, connection closed.
+    head, rest = await _raw_upgrade(root.port, bad)
+    assert head.startswith(b"HTTP/1.1 401") and rest == b""
+    # A good one: 101, the binary subprotocol, then the RFB greeting in one
+    # unmasked binary frame.
+    head, rest = await _raw_upgrade(root.port, path, want=2 + len(RFB_HELLO))
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+    assert b"sec-websocket-protocol: binary" in head.lower()
+    assert rest[:2] == bytes((0x82, len(RFB_HELLO))) and rest[2:] == RFB_HELLO
