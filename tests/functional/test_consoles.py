@@ -352,3 +352,49 @@ def test_novnc_page_shows_the_guest_screen_in_chromium(env, tmp_path):
     # background (a blank or black canvas has none).
     assert lit > 1000, (lit, len(counts), rect, status, json.dumps(
         {px.hex(): n for px, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5]}))
+
+
+# -- Tempest's own noVNC checks ----------------------------------------------------
+
+TEMPEST_CHECK = """
+import sys, urllib.parse as up
+from tempest.common import compute
+
+class Check(compute.NoVNCValidateMixin):
+    def runTest(self):
+        pass
+
+good, bad = sys.argv[1], sys.argv[2]
+t = Check()
+t.validate_novnc_html(good)                     # test_novnc
+t.websocket = compute.create_websocket(good)
+t.validate_websocket_upgrade()
+t.validate_rfb_negotiation()
+t.websocket.close()
+parts = up.urlparse(bad)                        # test_novnc_bad_token
+q = up.parse_qs(parts.query)
+q["path"] = up.unquote(q["path"][0]).replace("token=", "token=bad")
+url = up.urlunparse(up.ParseResult(parts.scheme, parts.netloc, parts.path, parts.params,
+                                   up.urlencode(q), parts.fragment))
+ws = compute.create_websocket(url)
+data = ws.receive_frame()
+assert data is None or not data, data
+ws.close()
+print("tempest-novnc-ok")
+"""
+
+
+def test_tempest_novnc_checks_pass(env):
+    """Tempest's test_novnc / test_novnc_bad_token code (its raw websocket
+    client and RFB negotiation) against the proxy and the guest's real VNC."""
+    from cloudd.testing import tempest
+    if not tempest.PYTHON.exists():
+        _unavailable("Tempest's venv is missing (make test-venv)")
+    if not NOVNC.exists():
+        _unavailable("noVNC is not installed (Debian's novnc package)")
+    osc, _, sid = env
+    good = console_url(osc, sid, "novnc")["url"]
+    bad = console_url(osc, sid, "novnc")["url"]
+    out = subprocess.run([str(tempest.PYTHON), "-c", TEMPEST_CHECK, good, bad],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert "tempest-novnc-ok" in out.stdout, out.stdout + out.stderr
