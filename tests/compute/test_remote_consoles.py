@@ -386,3 +386,19 @@ async def test_tempest_websocket_client(api, root, vnc):
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
     assert b"sec-websocket-protocol: binary" in head.lower()
     assert rest[:2] == bytes((0x82, len(RFB_HELLO))) and rest[2:] == RFB_HELLO
+
+
+async def test_fake_agent_offers_no_console(tmp_path):
+    """An agent's answer to console_info: the fake driver has nothing to offer
+    (which the API reports as above); an unknown call is an error reply."""
+    from cloudd.agent.executor import Executor
+    from cloudd.agent.state import AgentState
+    from cloudd.drivers.fake import FakeDriver
+
+    async def send(command_id, result):
+        pass
+
+    ex = Executor(FakeDriver("h1"), AgentState(tmp_path).load(), send)
+    reply = await ex.call("console_info", {"uuid": "u1", "kind": "vnc"})
+    assert reply == {"ok": True, "data": {}, "error": None}
+    assert (await ex.call("console_teleport", {}))["ok"] is False
