@@ -402,3 +402,17 @@ async def test_fake_agent_offers_no_console(tmp_path):
     reply = await ex.call("console_info", {"uuid": "u1", "kind": "vnc"})
     assert reply == {"ok": True, "data": {}, "error": None}
     assert (await ex.call("console_teleport", {}))["ok"] is False
+
+
+async def test_proxy_refuses_a_deleted_instance(api, root, vnc):
+    uuid = await active(api)
+    agent_answers(api, vnc.port)
+    _, data = await remote(api, uuid, "vnc", "novnc", 200)
+    await remote(api, uuid, "serial", "serial", 200)
+    async with api.cloud.db.write() as conn:
+        await conn.execute(update(t.instance).where(t.instance.c.uuid == uuid)
+                           .values(deleted=True))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await root.ws_connect(ws_path(data["remote_console"]["url"]))
+    assert exc.value.status == 401
+    assert vnc.seen == [] and await rows(api, t.console_auth_token) == []

@@ -9,8 +9,9 @@
   (text frames from the client are sent as UTF-8).
 
 No Keystone token: the console token is the credential. It is used up as
-the websocket opens (``tokens.consume``); before joining, the guest's agent
-is asked again where the console listens (Nova's validate_console_port), so
+the websocket opens (``tokens.consume``); a token whose instance is deleted
+or on another host is refused (and its instance's tokens forgotten); before
+joining, the guest's agent is asked again where the console listens (Nova's validate_console_port), so
 a token for a deleted guest never reaches whichever guest took its port. A
 refused upgrade is a bare HTTP error with no body and the connection closed,
 which both browsers and websockify's clients (Tempest) read as a refusal.
@@ -24,7 +25,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
+from sqlalchemy import select
 
+from cloudd.db import tables as t
 from cloudd.services.compute import agent_hub
 from cloudd.services.console import tokens
 
@@ -83,6 +86,14 @@ def _origin_ok(request: web.Request) -> bool:
     return parts.netloc.lower() in allowed or parts.hostname.lower() in allowed
 
 
+async def _instance_on(conn, row) -> bool:
+    """The token's instance still exists on the host the token was issued for."""
+    i = t.instance
+    found = (await conn.execute(select(i.c.host).where(
+        i.c.uuid == row.instance_uuid, i.c.deleted.is_(False)))).first()
+    return found is not None and found.host == row.compute_host
+
+
 async def _still_there(cloud, row, kind: str) -> bool:
     """The agent still has this guest's console at the token's host and port."""
     try:
@@ -120,6 +131,9 @@ async def _proxy(request: web.Request, kind: str) -> web.StreamResponse:
     token = request.query.get("token", "")
     async with cloud.db.write() as conn:
         row = await tokens.consume(conn, token, KINDS[kind])
+        if row is not None and not await _instance_on(conn, row):
+            await tokens.delete_for_instance(conn, row.instance_uuid)   # deleted or moved
+            row = None
     if row is None:
         log.info("console websocket refused: invalid token", extra={"fields": {"kind": kind}})
         return _refuse(401)
