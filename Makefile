@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test bench lint system-deps test-system-deps image-system-deps virt-system-deps \
-        console-system-deps \
+        console-system-deps serve-novnc \
         serve-virt venv test-venv clean
 
 # --- system packages (Debian's) ---------------------------------------------
@@ -66,6 +66,18 @@ serve-virt:
 	  echo "  sudo apt-get install -y $(VIRT_PACKAGES)"; \
 	fi
 
+# `make serve`: noVNC for `openstack console url show` (as root it is installed;
+# otherwise the command is printed and consoles answer 404 for the page).
+serve-novnc:
+	@if [ -f /usr/share/novnc/vnc_lite.html ]; then \
+	  exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends novnc; \
+	else \
+	  echo "cloudd: for the noVNC console page install noVNC: sudo apt-get install -y novnc"; \
+	fi
+
 # --- the virtualenv -----------------------------------------------------------
 # Byte-compiled up front: start-up stays fast even where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.base: pyproject.toml | system-deps
@@ -93,7 +105,7 @@ venv: $(VENV)/.base
 test-venv: $(VENV)/.test $(TEMPEST_VENV)/.done
 
 # --- the two commands -----------------------------------------------------------
-serve: venv image-system-deps serve-virt
+serve: venv image-system-deps serve-virt serve-novnc
 	@if command -v libvirtd >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  pgrep -x libvirtd >/dev/null || libvirtd -d; pgrep -x virtlogd >/dev/null || virtlogd -d; \
 	  $(BIN)/pip install -q -e '.[libvirt]' && exec $(BIN)/cloudd serve --local-agent libvirt; \
