@@ -213,6 +213,25 @@ class ConsoleConfig(Section):
     allowed_origins: str = ""
 
 
+class NetworkConfig(Section):
+    # The Network API (Neutron v2.0 subset). Bootstrap makes the shared network
+    # "default" (network type local: an isolated bridge per host, NAT to the
+    # host's uplink) with one IPv4 subnet of default_cidr; "" makes none.
+    default_cidr: str = "10.253.0.0/24"
+    default_network_name: str = "default"
+    # The MTU of new networks (Neutron's global_physnet_mtu).
+    global_physnet_mtu: int = Field(default=1500, ge=68)
+    # Physical networks flat and vlan provider networks may name, comma
+    # separated; "*" allows any (Neutron's [ml2_type_flat] flat_networks).
+    physical_networks: str = "*"
+    # Neutron's [quotas] defaults per project; -1 is unlimited.
+    quota_network: int = Field(default=100, ge=-1)
+    quota_subnet: int = Field(default=100, ge=-1)
+    quota_port: int = Field(default=500, ge=-1)
+    quota_security_group: int = Field(default=10, ge=-1)
+    quota_security_group_rule: int = Field(default=100, ge=-1)
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     listeners: ListenersConfig = ListenersConfig()
@@ -229,6 +248,7 @@ class Config(Section):
     console: ConsoleConfig = ConsoleConfig()
     image: ImageConfig = ImageConfig()
     metadata: MetadataConfig = MetadataConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def data_dir(self) -> Path:
