@@ -39,7 +39,8 @@ class ServiceSpec:
 
 # Each API package exposes SPEC in its api module; later APIs add a line here.
 SERVICE_MODULES = ["cloudd.services.identity.api", "cloudd.services.placement.api",
-                   "cloudd.services.compute.api", "cloudd.services.image.api"]
+                   "cloudd.services.compute.api", "cloudd.services.image.api",
+                   "cloudd.services.network.api"]
 
 _ROOT_SPEC = ServiceSpec("", identity_style,
                          "You are not authorized to perform the requested action: {rule}.",
