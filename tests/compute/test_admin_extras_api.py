@@ -150,9 +150,9 @@ async def test_instance_usage_audit_log_reports_unaudited_hosts(api):
     await call(api, "GET", "/v2.1/os-instance_usage_audit_log", token=ALICE, status=403)
 
 
-async def test_os_networks_lists_no_networks(api):
+async def test_os_networks_lists_the_shared_default_network(api):
     _, body = await call(api, "GET", "/v2.1/os-networks", token=ALICE, status=200)
-    assert body == {"networks": []}
+    assert [n["label"] for n in body["networks"]] == ["default"]
     await call(api, "GET", f"/v2.1/os-networks/{uuidlib.uuid4()}", status=404)
     await call(api, "GET", "/v2.1/os-networks", version="2.36", status=404)
 

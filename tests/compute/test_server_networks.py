@@ -3,8 +3,9 @@ service, ports allocated bound to the chosen host in the build step (the
 spawn spec's network_info), freed on delete, failure and reschedule; the
 addresses of show/detail per microversion, /ips, os-interface; ports_changed.
 
-The network service here is tests/compute/fake_network.py (the contract of
-docs/network-design.md), so these tests pin the compute side alone.
+The first tests use tests/compute/fake_network.py (the contract of
+docs/network-design.md) to pin the compute side alone; the last ones run
+with the cloud's own network service and its Neutron API.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import json
 
 import pytest
 import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from cloudd.db import tables as t
+from cloudd.web.app import build_listener
 from cloudd.web.errors import ApiError
 from tests.compute.conductor_sim import Sim
 from tests.compute.conftest import IMAGE, IMAGE_ALT, call
@@ -342,3 +345,152 @@ async def test_ports_changed_enqueues_network_update_per_placed_instance(env):
     # The agent answers; nothing waits on it.
     assert await sim.drain() == 1
     assert (await sim.instance(placed)).vm_state == "active"
+
+
+# -- with the real network service (cloudd.services.network) ----------------------------
+
+@pytest_asyncio.fixture
+async def real(make_api):
+    """(api, sim, neutron): the cloud's own network service, its Neutron API
+    as ``neutron`` (a client on the network listener of the same cloud)."""
+    api = await make_api({"runtime": {"sync_cast": True}})
+    await api.cloud.supervisor.quiesce()
+    api.woken = []
+    api.cloud.compute.wake = api.woken.append
+    sim = Sim(api.cloud)
+    await sim.add_host("host1")
+    neutron = TestClient(TestServer(build_listener(api.cloud, "network")))
+    await neutron.start_server()
+    yield api, sim, neutron
+    await neutron.close()
+
+
+async def nq(neutron, method, path, body=None, *, token=ALICE, status=None):
+    hdrs = {"X-Auth-Token": token}
+    if token != "admin":
+        hdrs["X-Roles"] = "member,reader"
+    resp = await neutron.request(method, "/v2.0" + path, json=body, headers=hdrs)
+    data = await resp.json() if resp.content_type == "application/json" else None
+    if status is not None:
+        assert resp.status == status, (resp.status, data)
+    return data
+
+
+async def own_network(neutron, name, cidr, token=ALICE) -> str:
+    net = (await nq(neutron, "POST", "/networks", {"network": {"name": name}}, token=token,
+                    status=201))["network"]
+    await nq(neutron, "POST", "/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": cidr, "ip_version": 4}}, token=token, status=201)
+    return net["id"]
+
+
+async def ports_of(api, uuid):
+    async with api.cloud.db.read() as conn:
+        return (await conn.execute(select(t.port).where(t.port.c.device_id == uuid))).all()
+
+
+async def ips_held(api):
+    async with api.cloud.db.read() as conn:
+        return {r.ip_address for r in await conn.execute(select(t.ip_allocation))}
+
+
+async def test_real_auto_gets_the_default_network_then_the_projects_own(real):
+    api, sim, neutron = real
+    uuid = await boot(real, version="2.37", networks="auto")
+    [port] = await ports_of(api, uuid)
+    assert (port.binding_host_id, port.device_owner) == ("host1", "compute:nova")
+    server = await show(real, uuid)
+    [addr] = server["addresses"]["default"]
+    assert addr["addr"].startswith("10.253.0.") and addr["version"] == 4
+    assert addr["OS-EXT-IPS-MAC:mac_addr"] == port.mac_address
+    [spec] = spawn_specs(sim, uuid)
+    assert spec["network_info"][0]["port_id"] == port.id
+    assert spec["network_info"][0]["subnets"][0]["ips"] == [addr["addr"]]
+
+    mine = await own_network(neutron, "mine", "192.168.50.0/24")
+    second = await boot(real, version="2.37", networks="auto")
+    assert list((await show(real, second))["addresses"]) == ["mine"]
+    assert (await ports_of(api, second))[0].network_id == mine
+    await own_network(neutron, "other", "192.168.51.0/24")
+    err = await boot(real, version="2.37", networks="auto", status=409)
+    assert err["conflictingRequest"]["message"] == (
+        "Multiple possible networks found, use a Network ID to be more specific.")
+
+
+async def test_real_fixed_ip_port_and_delete_frees_them(real):
+    api, sim, neutron = real
+    mine = await own_network(neutron, "mine", "192.168.60.0/24")
+    first = await boot(real, networks=[{"uuid": mine, "fixed_ip": "192.168.60.77"}])
+    assert (await show(real, first))["addresses"]["mine"][0]["addr"] == "192.168.60.77"
+    err = await boot(real, networks=[{"uuid": mine, "fixed_ip": "192.168.60.77"}],
+                     status=400)
+    assert err["badRequest"]["message"] == (
+        f"Fixed IP address 192.168.60.77 is already in use on instance {first}.")
+    err = await boot(real, security_groups=[{"name": "nope"}], status=400)
+    assert err["badRequest"]["message"] == "Security group nope not found."
+
+    port = (await nq(neutron, "POST", "/ports", {"port": {"network_id": mine}},
+                     status=201))["port"]
+    second = await boot(real, networks=[{"port": port["id"]}])
+    [bound] = await ports_of(api, second)
+    assert (bound.id, bound.binding_host_id) == (port["id"], "host1")
+    err = await boot(real, networks=[{"port": port["id"]}], status=409)
+    assert err["conflictingRequest"]["message"] == f"Port {port['id']} is still in use."
+    _, data = await call(api, "GET", f"/v2.1/servers/{second}/os-interface", token=ALICE,
+                         status=200)
+    [att] = data["interfaceAttachments"]
+    assert (att["port_id"], att["net_id"], att["mac_addr"]) == \
+        (port["id"], mine, port["mac_address"])
+    assert att["fixed_ips"] == [{"subnet_id": port["fixed_ips"][0]["subnet_id"],
+                                 "ip_address": port["fixed_ips"][0]["ip_address"]}]
+
+    held = await ips_held(api)
+    assert {"192.168.60.77", port["fixed_ips"][0]["ip_address"]} <= held
+    for uuid in (first, second):
+        await call(api, "DELETE", f"/v2.1/servers/{uuid}", token=ALICE, status=204)
+    await run_woken(api, sim)
+    assert await ports_of(api, first) == []
+    assert "192.168.60.77" not in await ips_held(api)     # freed with its port
+    kept = (await nq(neutron, "GET", f"/ports/{port['id']}", status=200))["port"]
+    assert kept["device_id"] == "" and kept["fixed_ips"] == port["fixed_ips"]
+    # The address is free again for a new server.
+    third = await boot(real, networks=[{"uuid": mine, "fixed_ip": "192.168.60.77"}])
+    assert (await sim.instance(third)).vm_state == "active"
+
+
+async def test_real_rule_change_sends_network_update_to_the_host(real):
+    api, sim, neutron = real
+    uuid = await boot(real)
+    await sim.drain()
+    group = (await nq(neutron, "GET", "/security-groups?name=default", status=200)
+             )["security_groups"][0]
+    await nq(neutron, "POST", "/security-group-rules", {"security_group_rule": {
+        "security_group_id": group["id"], "direction": "ingress", "protocol": "icmp"}},
+        status=201)
+    cmd = t.agent_command
+    async with api.cloud.db.read() as conn:
+        rows = (await conn.execute(select(cmd).where(
+            cmd.c.op == "network_update", cmd.c.state == "pending"))).all()
+    assert [(r.host, r.instance_uuid) for r in rows] == [("host1", uuid)]
+    rules = json.loads(rows[0].args)["network_info"][0]["security_group_rules"]
+    assert any(r["protocol"] == "icmp" and r["direction"] == "ingress" for r in rules)
+
+
+async def test_os_networks_lists_the_networks_a_project_sees(real):
+    api, _, neutron = real
+    mine = await own_network(neutron, "mine", "192.168.70.0/24")
+    await own_network(neutron, "bobs", "192.168.71.0/24", token="bob:p2")
+    _, data = await call(api, "GET", "/v2.1/os-networks", token=ALICE, status=200)
+    labels = {n["label"]: n for n in data["networks"]}
+    assert set(labels) == {"default", "mine"}
+    assert labels["mine"]["id"] == mine and labels["mine"]["cidr"] is None
+    assert "mtu" not in labels["mine"]
+    _, data = await call(api, "GET", f"/v2.1/os-networks/{mine}", token=ALICE, status=200)
+    assert data["network"]["label"] == "mine"
+    _, data = await call(api, "GET", "/v2.1/os-networks", status=200)      # admin: all
+    assert {n["label"] for n in data["networks"]} == {"default", "mine", "bobs"}
+    assert "mtu" in data["networks"][0]
+    _, err = await call(api, "GET", "/v2.1/os-networks/" + "0" * 8 + "-0000-4000-8000-"
+                        + "0" * 12, token=ALICE, status=404)
+    assert err["itemNotFound"]["message"] == "Network not found"
+    await call(api, "GET", "/v2.1/os-networks", version="2.36", status=404)
