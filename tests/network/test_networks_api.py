@@ -22,7 +22,7 @@ async def test_versions_and_extensions(api):
     assert "router" not in aliases and "standard-attr-tag" not in aliases
     _, body = await call(api, "GET", "/v2.0/extensions/provider", status=200)
     assert body["extension"]["alias"] == "provider"
-    kind, _ = await error_of(api, "GET", "/v2.0/extensions/dvr", status=404)
+    _kind, _ = await error_of(api, "GET", "/v2.0/extensions/dvr", status=404)
 
 
 async def test_bootstrap_default_network_is_shared_and_idempotent(api):
@@ -165,5 +165,5 @@ async def test_filters_fields_sorting_and_pagination(api):
         nxt = [link for link in body.get("networks_links", []) if link["rel"] == "next"]
         url = URL(nxt[0]["href"]).path_qs if nxt else None
     assert seen == ["a", "b", "c", "d", "default"]
-    kind, msg = await error_of(api, "GET", "/v2.0/networks?sort_key=bogus", status=400)
+    _kind, msg = await error_of(api, "GET", "/v2.0/networks?sort_key=bogus", status=400)
     assert "sort_keys" in msg

@@ -42,6 +42,6 @@ async def test_security_group_quota(make_api):
     api = await make_api({"quota_security_group": 2})
     await call(api, "POST", "/v2.0/security-groups", {"security_group": {"name": "a"}},
                token="u1:p1", status=201)                    # with default: 2
-    kind, msg = await error_of(api, "POST", "/v2.0/security-groups",
+    _kind, msg = await error_of(api, "POST", "/v2.0/security-groups",
                                {"security_group": {"name": "b"}}, token="u1:p1", status=409)
     assert msg == "Quota exceeded for resources: ['security_group']."

@@ -29,7 +29,7 @@ async def test_default_group_on_first_use(api):
     # listing again makes no second one
     _, body = await call(api, "GET", "/v2.0/security-groups", token="u1:p1")
     assert len(body["security_groups"]) == 1
-    kind, msg = await error_of(api, "POST", "/v2.0/security-groups",
+    kind, _msg = await error_of(api, "POST", "/v2.0/security-groups",
                                {"security_group": {"name": "default"}}, token="u1:p1",
                                status=409)
     assert kind == "SecurityGroupDefaultAlreadyExists"

@@ -65,7 +65,7 @@ async def test_deallocate_deletes_made_ports_and_unbinds_given_ones(api):
     given = await port(api, net["id"], token="u1:p1")
     vifs = await _alloc(api, requested=[{"port": given["id"]},
                                         {"uuid": net["id"], "fixed_ip": "192.168.7.99"}])
-    assert [v["port_id"] for v in vifs][0] == given["id"]
+    assert next(v["port_id"] for v in vifs) == given["id"]
     assert vifs[1]["subnets"][0]["ips"] == ["192.168.7.99"]
     async with api.cloud.db.write() as conn:
         await api.cloud.network.deallocate_for_instance(conn, "inst-1")

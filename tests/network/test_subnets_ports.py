@@ -65,7 +65,7 @@ async def test_subnet_update_and_read_only(api):
         token="u1:p1", status=200)
     assert body["subnet"]["dns_nameservers"] == ["9.9.9.9"]
     assert body["subnet"]["enable_dhcp"] is False
-    kind, msg = await error_of(api, "PUT", f"/v2.0/subnets/{sub['id']}",
+    _kind, msg = await error_of(api, "PUT", f"/v2.0/subnets/{sub['id']}",
                                {"subnet": {"cidr": "10.8.0.0/24"}}, token="u1:p1",
                                status=400)
     assert msg == "Cannot update read-only attribute cidr"
@@ -86,7 +86,7 @@ async def test_ipv6_subnets(api):
     mac = p["mac_address"].split(":")
     first = f"{int(mac[0], 16) ^ 2:02x}{mac[1]}"
     assert ips[v6["id"]].startswith("fd00:1::") and first.lstrip("0") in ips[v6["id"]]
-    kind, msg = await error_of(api, "POST", "/v2.0/subnets", {"subnet": {
+    _kind, msg = await error_of(api, "POST", "/v2.0/subnets", {"subnet": {
         "network_id": net["id"], "cidr": "fd00:2::/80", "ip_version": 6,
         "ipv6_address_mode": "slaac"}}, token="u1:p1", status=400)
     assert "requires the prefix to be /64" in msg
@@ -153,7 +153,7 @@ async def test_port_update_and_policy(api):
     kind, _ = await error_of(api, "PUT", f"/v2.0/ports/{p['id']}", {"port": {
         "binding:host_id": "h1"}}, token="u1:p1", status=403)
     assert kind == "PolicyNotAuthorized"
-    kind, msg = await error_of(api, "PUT", f"/v2.0/ports/{p['id']}", {"port": {
+    kind, _msg = await error_of(api, "PUT", f"/v2.0/ports/{p['id']}", {"port": {
         "port_security_enabled": False}}, token="u1:p1", status=409)
     assert kind == "PortSecurityPortHasSecurityGroup"
     _, body = await call(api, "PUT", f"/v2.0/ports/{p['id']}", {"port": {

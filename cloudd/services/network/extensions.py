@@ -25,6 +25,8 @@ EXTENSIONS = [
                                      "networks")),
     ("quota_details", "Quota details management support", ("Expose functions for quotas "
                                                           "usage statistics per project")),
+    ("quota-check-limit", "Quota engine limit check",
+     "Support for checking the resource usage before applying a new quota limit"),
     ("quotas", "Quota management support", ("Expose functions for quotas management per "
                                            "tenant")),
     ("security-group", "security-group", "The security groups extension."),

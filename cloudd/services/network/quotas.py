@@ -105,6 +105,7 @@ async def update_quota(request: web.Request) -> web.Response:
     enforce(ctx, "update_quota", {"project_id": project})
     body = await common.body_of(request, "quota")
     values: dict[str, int] = {}
+    check_limit = common.to_bool(body.pop("check_limit", False), "check_limit")
     for name, value in body.items():
         if name not in RESOURCES:
             raise bad_request(f"Unrecognized attribute(s) '{name}'")
@@ -116,6 +117,11 @@ async def update_quota(request: web.Request) -> web.Response:
     cloud = common.cloud(request)
     q = t.network_quota
     async with cloud.db.write() as conn:
+        for name, number in values.items():
+            in_use = await used(conn, project, name) if check_limit and number >= 0 else 0
+            if number < in_use:
+                raise bad_request(f"Quota limit {number} for {name} must be greater than "
+                                  f"or equal to already used and reserved {in_use}.")
         for name, number in values.items():
             done = await conn.execute(q.update().where(q.c.project_id == project,
                                                        q.c.resource == name)
