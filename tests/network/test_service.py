@@ -151,3 +151,23 @@ async def test_flat_network_gets_a_dhcp_port_per_host(api):
     await _alloc(api, uuid="inst-2", requested=[{"uuid": net["id"]}])
     _, body = await call(api, "GET", "/v2.0/ports?device_owner=network:dhcp", status=200)
     assert len(body["ports"]) == 1                  # one per host
+
+
+async def test_concurrent_allocations_get_distinct_addresses(api):
+    """Ports made at once on one subnet (and a project's first default group
+    made at once) never share an address or make two default groups."""
+    import asyncio
+    net = await network(api, token="u1:p1")
+    await subnet(api, net["id"], "10.9.0.0/24", token="u1:p1")
+
+    async def one(i):
+        return await _alloc(api, uuid=f"c-{i}", project="p1",
+                            requested=[{"uuid": net["id"]}])
+    results = await asyncio.gather(*(one(i) for i in range(8)))
+    ips = [vifs[0]["subnets"][0]["ips"][0] for vifs in results]
+    assert len(set(ips)) == 8
+    firsts = await asyncio.gather(*(_alloc(api, uuid=f"d-{i}", project="p9")
+                                    for i in range(4)))
+    assert len({tuple(v[0]["subnets"][0]["ips"]) for v in firsts}) == 4
+    _, body = await call(api, "GET", "/v2.0/security-groups?project_id=p9", status=200)
+    assert [g["name"] for g in body["security_groups"]] == ["default"]

@@ -9,6 +9,7 @@ import logging
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from cloudd.db import tables as t
 from cloudd.services.network import common, quotas
@@ -117,14 +118,21 @@ async def ensure_default(conn, project_id: str | None) -> str | None:
     found = await default_group_id(conn, project_id)
     if found:
         return found
-    row = await insert_group(conn, project_id, "default", "Default security group")
-    await conn.execute(DSG.insert().values(project_id=project_id,
-                                           security_group_id=row["id"]))
-    for ethertype in ETHERTYPES:
-        await insert_rule(conn, project_id=project_id, group_id=row["id"],
-                          direction="egress", ethertype=ethertype)
-        await insert_rule(conn, project_id=project_id, group_id=row["id"],
-                          direction="ingress", ethertype=ethertype, remote_group_id=row["id"])
+    try:
+        # A concurrent first use in another transaction loses on the primary key
+        # of default_security_group and takes the winner's group.
+        async with conn.begin_nested():
+            row = await insert_group(conn, project_id, "default", "Default security group")
+            await conn.execute(DSG.insert().values(project_id=project_id,
+                                                   security_group_id=row["id"]))
+            for ethertype in ETHERTYPES:
+                await insert_rule(conn, project_id=project_id, group_id=row["id"],
+                                  direction="egress", ethertype=ethertype)
+                await insert_rule(conn, project_id=project_id, group_id=row["id"],
+                                  direction="ingress", ethertype=ethertype,
+                                  remote_group_id=row["id"])
+    except IntegrityError:
+        return await default_group_id(conn, project_id)
     log.info("made the default security group %s of project %s", row["id"], project_id)
     return row["id"]
 
@@ -247,8 +255,12 @@ async def delete_group(request: web.Request) -> web.Response:
             PSG.c.security_group_id == row["id"]))).scalar_one()
         if busy:
             raise error(409, "SecurityGroupInUse", f"Security Group {row['id']} in use.")
+        referring = set((await conn.execute(sa.select(R.c.security_group_id).where(
+            R.c.remote_group_id == row["id"], R.c.security_group_id != row["id"])))
+            .scalars().all())
         await conn.execute(R.delete().where(sa.or_(R.c.security_group_id == row["id"],
                                                    R.c.remote_group_id == row["id"])))
+        await notify(common.cloud(request), conn, referring)
         await conn.execute(DSG.delete().where(DSG.c.security_group_id == row["id"]))
         await conn.execute(G.delete().where(G.c.id == row["id"]))
     return web.Response(status=204)
