@@ -19,7 +19,7 @@ async def test_versions_and_extensions(api):
     aliases = {e["alias"] for e in body["extensions"]}
     assert {"security-group", "port-security", "provider", "external-net", "quotas",
             "net-mtu", "binding", "standard-attr-description"} <= aliases
-    assert "router" not in aliases and "standard-attr-tag" not in aliases
+    assert "router" not in aliases and "standard-attr-tag" in aliases
     _, body = await call(api, "GET", "/v2.0/extensions/provider", status=200)
     assert body["extension"]["alias"] == "provider"
     _kind, _ = await error_of(api, "GET", "/v2.0/extensions/dvr", status=404)
@@ -83,7 +83,8 @@ async def test_provider_attributes_are_admin_only_and_checked(api):
         "provider:network_type": "flat", "provider:physical_network": "physnet1"}},
         token="u1:p1", status=403)
     assert kind == "PolicyNotAuthorized"
-    assert "create_network:provider:network_type" in msg
+    assert msg == ("(rule:create_network and rule:create_network:provider:network_type and "
+                   "rule:create_network:provider:physical_network) is disallowed by policy")
     kind, _ = await error_of(api, "POST", "/v2.0/networks",
                              {"network": {"shared": True}}, token="u1:p1", status=403)
     flat = await network(api, **{"provider:network_type": "flat",
@@ -167,3 +168,27 @@ async def test_filters_fields_sorting_and_pagination(api):
     assert seen == ["a", "b", "c", "d", "default"]
     _kind, msg = await error_of(api, "GET", "/v2.0/networks?sort_key=bogus", status=400)
     assert "sort_keys" in msg
+
+
+async def test_tags(api):
+    net = await network(api, token="u1:p1", name="tagged")
+    other = await network(api, token="u1:p1", name="plain")
+    base = f"/v2.0/networks/{net['id']}/tags"
+    await call(api, "PUT", f"{base}/red", token="u1:p1", status=201)
+    _, body = await call(api, "PUT", base, {"tags": ["blue", "red"]}, token="u1:p1",
+                         status=200)
+    assert body["tags"] == ["blue", "red"]
+    _, body = await call(api, "GET", f"/v2.0/networks/{net['id']}", token="u1:p1")
+    assert body["network"]["tags"] == ["blue", "red"]
+    _, body = await call(api, "GET", "/v2.0/networks?tags=red,blue", token="u1:p1")
+    assert [n["name"] for n in body["networks"]] == ["tagged"]
+    _, body = await call(api, "GET", "/v2.0/networks?not-tags-any=red", token="u1:p1")
+    assert sorted(n["name"] for n in body["networks"]) == ["default", "plain"]
+    await call(api, "DELETE", f"{base}/red", token="u1:p1", status=204)
+    kind, _ = await error_of(api, "DELETE", f"{base}/red", token="u1:p1", status=404)
+    assert kind == "TagNotFound"
+    await error_of(api, "PUT", f"/v2.0/networks/{other['id']}/tags/x", token="u2:p2",
+                   status=404)
+    await call(api, "DELETE", base, token="u1:p1", status=204)
+    _, body = await call(api, "GET", base, token="u1:p1", status=200)
+    assert body["tags"] == []

@@ -156,3 +156,24 @@ async def test_rule_changes_tell_compute(api):
                f"/v2.0/security-group-rules/{body['security_group_rule']['id']}",
                token="u1:p1", status=204)
     assert told == [["inst-1"], ["inst-1"]]
+
+
+async def test_members_joining_and_leaving_tell_the_other_members(api):
+    """A new member of a group whose rules allow its members tells compute
+    about the other members, not about itself; so does one leaving."""
+    told: list[list[str]] = []
+
+    async def ports_changed(conn, uuids):
+        told.append(sorted(uuids))
+
+    api.cloud.compute.ports_changed = ports_changed
+    net = api.cloud.network
+    async with api.cloud.db.write() as conn:
+        for uuid in ("a", "b"):
+            await net.allocate_for_instance(conn, instance_uuid=uuid, project_id="p1",
+                                            host="h1", zone="nova", requested="auto",
+                                            security_groups=["default"])
+    assert told == [["a"]]
+    async with api.cloud.db.write() as conn:
+        await net.deallocate_for_instance(conn, "a")
+    assert told == [["a"], ["b"]]

@@ -14,6 +14,7 @@ from cloudd.services.network import (
     secgroups,
     sg_rules,
     subnets,
+    tags,
 )
 from cloudd.services.network.common import reply
 from cloudd.services.network.policies import POLICIES, SCOPE_TYPES
@@ -51,7 +52,7 @@ def routes() -> list[tuple[str, str, object]]:
     return [("GET", "/", versions), ("GET", "/v2.0", version_root),
             ("GET", "/v2.0/", version_root),
             *extensions.ROUTES, *networks.ROUTES, *subnets.ROUTES, *ports.ROUTES,
-            *secgroups.ROUTES, *sg_rules.ROUTES, *quotas.ROUTES]
+            *secgroups.ROUTES, *sg_rules.ROUTES, *quotas.ROUTES, *tags.ROUTES]
 
 
 async def on_start(cloud) -> None:
@@ -62,7 +63,7 @@ async def on_start(cloud) -> None:
 SPEC = ServiceSpec(
     name="network",
     error_style=network_style,
-    forbidden_message="({rule}) is disallowed by policy",
+    forbidden_message="rule:{rule} is disallowed by policy",
     routes=routes,
     policies=POLICIES,
     on_start=on_start,

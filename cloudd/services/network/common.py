@@ -75,7 +75,9 @@ def over_quota(resource: str) -> ApiError:
 
 
 def forbidden(rule: str) -> ApiError:
-    return error(403, "PolicyNotAuthorized", f"({rule}) is disallowed by policy")
+    """oslo.policy's refusal as Neutron words it: ``rule:get_port is disallowed
+    by policy``, or ``(rule:create_network and rule:create_network:shared) ...``."""
+    return error(403, "PolicyNotAuthorized", f"{rule} is disallowed by policy")
 
 
 # -- policy ------------------------------------------------------------------------------
@@ -99,11 +101,11 @@ def enforce_attrs(ctx: RequestContext, action: str, resource: str, body: dict,
                   target: dict, guarded: dict[str, Any]) -> None:
     """``create_network:shared`` and the like: checked for each guarded
     attribute the request sets to something other than its default."""
-    for attr, default in guarded.items():
-        if attr in body and body[attr] != default:
-            rule = f"{action}_{resource}:{attr}"
-            if not ctx.can(rule, target):
-                raise forbidden(f"rule:{rule}")
+    rules = [f"{action}_{resource}:{attr}" for attr, default in guarded.items()
+             if attr in body and body[attr] != default]
+    if any(not ctx.can(rule, target) for rule in rules):
+        checks = " and ".join(f"rule:{r}" for r in [f"{action}_{resource}", *rules])
+        raise forbidden(f"({checks})")
 
 
 def strip_attrs(ctx: RequestContext, resource: str, item: dict, guarded: tuple) -> dict:

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, quotas, secgroups, store
+from cloudd.services.network import common, quotas, secgroups, store, tags
 from cloudd.services.network.common import (
     enforce,
     enforce_attrs,
@@ -140,7 +140,8 @@ async def list_networks(request: web.Request) -> web.Response:
     async with common.cloud(request).db.read() as conn:
         rows = await store.networks(conn, where)
     items = [view(ctx, r) for r in rows if ctx.can("get_network", _target(r))]
-    return common.listing(request, "networks", items, SORTABLE)
+    return common.listing(request, "networks", items, SORTABLE,
+                          special=tags.special_filters())
 
 
 async def show_network(request: web.Request) -> web.Response:

@@ -103,16 +103,16 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
     await set_groups(conn, port_id, groups)
     row.update(fixed_ips=ips, security_groups=groups)
     if groups and host:
-        await secgroups.notify(cloud, conn, groups)
+        await secgroups.notify(cloud, conn, groups, skip={device_id})
     return row
 
 
-async def delete(conn, cloud, port: dict) -> None:
+async def delete(conn, cloud, port: dict, skip=()) -> None:
     """Remove a port, its addresses and group memberships; tell compute whose
     rules named its addresses."""
     await conn.execute(P.delete().where(P.c.id == port["id"]))
     if port["security_groups"] and port["binding_host_id"]:
-        await secgroups.notify(cloud, conn, port["security_groups"])
+        await secgroups.notify(cloud, conn, port["security_groups"], skip=skip)
 
 
 async def dhcp_port(conn, cloud, net: dict, host: str) -> dict | None:

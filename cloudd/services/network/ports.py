@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, ipam, networks, port_ops, secgroups, store
+from cloudd.services.network import common, ipam, networks, port_ops, secgroups, store, tags
 from cloudd.services.network.common import bad_request, enforce, error, invalid_attr, utcnow
 
 N, P, S = t.network, t.port, t.subnet
@@ -95,7 +95,7 @@ async def list_ports(request: web.Request) -> web.Response:
     items = [view(ctx, r) for r in rows
              if ctx.can("get_port", _target(store.port_view(r), nets.get(r["network_id"])))]
     return common.listing(request, "ports", items, SORTABLE,
-                          special={"fixed_ips": _fixed_ips_filter})
+                          special={"fixed_ips": _fixed_ips_filter, **tags.special_filters()})
 
 
 async def show_port(request: web.Request) -> web.Response:

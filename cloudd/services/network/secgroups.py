@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, quotas
+from cloudd.services.network import common, quotas, tags
 from cloudd.services.network.common import enforce, error, iso, loads, new_id, utcnow
 
 log = logging.getLogger("cloudd.network")
@@ -150,8 +150,9 @@ async def instances_for_group(conn, group_id: str) -> list[tuple[str, str]]:
     return sorted((r.device_id, r.binding_host_id) for r in (await conn.execute(q)).all())
 
 
-async def notify(cloud, conn, group_ids) -> None:
-    """Tell compute (``ports_changed``) which instances' rules may have changed."""
+async def notify(cloud, conn, group_ids, skip=()) -> None:
+    """Tell compute (``ports_changed``) which instances' rules may have changed
+    (but not the instances in ``skip``: the one being built or deleted)."""
     compute = getattr(cloud, "compute", None)
     changed = getattr(compute, "ports_changed", None)
     if changed is None:
@@ -159,6 +160,7 @@ async def notify(cloud, conn, group_ids) -> None:
     uuids: set[str] = set()
     for gid in set(group_ids):
         uuids |= {u for u, _ in await instances_for_group(conn, gid)}
+    uuids -= set(skip)
     if uuids:
         await changed(conn, sorted(uuids))
 
@@ -186,7 +188,8 @@ async def list_groups(request: web.Request) -> web.Response:
         rows = [r for r in await groups(conn, where) if ctx.can("get_security_group", r)]
         by_group = await rules_by_group(conn, [r["id"] for r in rows])
     return common.listing(request, "security_groups",
-                          [group_view(r, by_group[r["id"]]) for r in rows], SORTABLE)
+                          [group_view(r, by_group[r["id"]]) for r in rows], SORTABLE,
+                          special=tags.special_filters())
 
 
 async def show_group(request: web.Request) -> web.Response:

@@ -165,7 +165,8 @@ class NetworkService:
                             binding_host_id=host, status="ACTIVE")
                 net = await store.network(conn, port["network_id"])
                 if port["security_groups"]:
-                    await secgroups.notify(self.cloud, conn, port["security_groups"])
+                    await secgroups.notify(self.cloud, conn, port["security_groups"],
+                                           skip={instance_uuid})
             else:
                 net = await self._usable_network(conn, project_id, req.get("uuid"))
                 fixed = None
@@ -197,9 +198,10 @@ class NetworkService:
                     device_id="", device_owner="", binding_host_id="", status="DOWN",
                     updated_at=utcnow(), revision_number=port["revision_number"] + 1))
                 if port["security_groups"]:
-                    await secgroups.notify(self.cloud, conn, port["security_groups"])
+                    await secgroups.notify(self.cloud, conn, port["security_groups"],
+                                           skip={instance_uuid})
             else:
-                await port_ops.delete(conn, self.cloud, port)
+                await port_ops.delete(conn, self.cloud, port, skip={instance_uuid})
 
     async def vifs_for_instances(self, conn, instance_uuids) -> dict[str, list[dict]]:
         """Each instance's vifs (ports in the order they were made)."""

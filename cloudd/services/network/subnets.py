@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, ipam, networks, quotas, store
+from cloudd.services.network import common, ipam, networks, quotas, store, tags
 from cloudd.services.network.common import (
     bad_request,
     enforce,
@@ -120,7 +120,8 @@ async def list_subnets(request: web.Request) -> web.Response:
             conn, N.c.id.in_({r["network_id"] for r in rows}))} if rows else {}
     items = [store.subnet_view(r) for r in rows
              if ctx.can("get_subnet", _target(r, nets.get(r["network_id"])))]
-    return common.listing(request, "subnets", items, SORTABLE)
+    return common.listing(request, "subnets", items, SORTABLE,
+                          special=tags.special_filters())
 
 
 async def show_subnet(request: web.Request) -> web.Response:
