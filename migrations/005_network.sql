@@ -49,8 +49,9 @@ CREATE TABLE subnet (
 );
 CREATE INDEX ix_subnet_network ON subnet (network_id);
 
--- A port. ``preserve_on_delete`` is cloudd's own: a port the user made and gave
--- to a server is unbound, not deleted, when the server goes (Nova's flag).
+-- A port. ``preserve_on_delete`` and ``device_order`` are cloudd's own: a port
+-- the user made and gave to a server is unbound, not deleted, when the server
+-- goes (Nova's flag); device_order is the port's place among its server's NICs.
 CREATE TABLE port (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     project_id VARCHAR(255) NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE port (
     binding_profile TEXT NOT NULL DEFAULT '{}',
     port_security_enabled BOOLEAN NOT NULL DEFAULT TRUE,
     preserve_on_delete BOOLEAN NOT NULL DEFAULT TRUE,
+    device_order INTEGER NOT NULL DEFAULT 0,
     tags TEXT NOT NULL DEFAULT '[]',
     revision_number INTEGER NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,

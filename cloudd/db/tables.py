@@ -635,6 +635,7 @@ port = Table(
     Column("binding_profile", Text, nullable=False, default="{}"),
     Column("port_security_enabled", Boolean, nullable=False, default=True),
     Column("preserve_on_delete", Boolean, nullable=False, default=True),
+    Column("device_order", Integer, nullable=False, default=0),
     Column("tags", Text, nullable=False, default="[]"),
     *_stamps(),
 )

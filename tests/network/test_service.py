@@ -63,10 +63,13 @@ async def test_deallocate_deletes_made_ports_and_unbinds_given_ones(api):
     net = await network(api, token="u1:p1", name="mine")
     await subnet(api, net["id"], "192.168.7.0/24", token="u1:p1")
     given = await port(api, net["id"], token="u1:p1")
-    vifs = await _alloc(api, requested=[{"port": given["id"]},
-                                        {"uuid": net["id"], "fixed_ip": "192.168.7.99"}])
-    assert next(v["port_id"] for v in vifs) == given["id"]
-    assert vifs[1]["subnets"][0]["ips"] == ["192.168.7.99"]
+    vifs = await _alloc(api, requested=[{"uuid": net["id"], "fixed_ip": "192.168.7.99"},
+                                        {"port": given["id"]}])
+    assert vifs[1]["port_id"] == given["id"]
+    assert vifs[0]["subnets"][0]["ips"] == ["192.168.7.99"]
+    async with api.cloud.db.read() as conn:
+        again = await api.cloud.network.vifs_for_instances(conn, ["inst-1"])
+    assert again["inst-1"] == vifs                  # in the order asked for
     async with api.cloud.db.write() as conn:
         await api.cloud.network.deallocate_for_instance(conn, "inst-1")
         await api.cloud.network.deallocate_for_instance(conn, "inst-1")   # idempotent

@@ -69,7 +69,8 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
                  device_owner: str = "", host: str = "", security_groups=None,
                  port_security_enabled: bool | None = None, admin_state_up: bool = True,
                  binding_profile: dict | None = None, vnic_type: str = "normal",
-                 preserve_on_delete: bool = True, is_admin: bool = False,
+                 preserve_on_delete: bool = True, device_order: int = 0,
+                 is_admin: bool = False,
                  count_quota: bool = True) -> dict:
     """A new port on ``net`` with its addresses and groups, inside the caller's
     transaction; returns the stored port (with fixed_ips and security_groups)."""
@@ -97,6 +98,7 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
            "device_owner": device_owner, "binding_host_id": host,
            "binding_vnic_type": vnic_type, "binding_profile": json.dumps(binding_profile or {}),
            "port_security_enabled": secure, "preserve_on_delete": preserve_on_delete,
+           "device_order": device_order,
            "tags": "[]", "revision_number": 0, "created_at": now, "updated_at": now}
     await conn.execute(P.insert().values(**row))
     await ipam.store(conn, port_id, net["id"], ips)

@@ -90,7 +90,7 @@ class NetworkService:
         than the project's port quota (403). Changes nothing."""
         wanted = await self._requests(conn, project_id, requested)
         new_ports = 0
-        for req in wanted:
+        for order, req in enumerate(wanted):
             if req.get("port"):
                 port = await store.port(conn, req["port"])
                 if port is None or port["project_id"] != project_id:
@@ -150,7 +150,7 @@ class NetworkService:
         group_ids = await self._group_ids(conn, project_id, security_groups or ["default"])
         made: list[dict] = []
         owner = f"compute:{zone}"
-        for req in wanted:
+        for order, req in enumerate(wanted):
             if req.get("port"):
                 port = await store.port(conn, req["port"], lock=True)
                 if port is None:
@@ -159,7 +159,7 @@ class NetworkService:
                     raise ApiError(409, f"Port {req['port']} is still in use.")
                 await conn.execute(P.update().where(P.c.id == port["id"]).values(
                     device_id=instance_uuid, device_owner=owner, binding_host_id=host,
-                    status="ACTIVE", updated_at=utcnow(),
+                    status="ACTIVE", device_order=order, updated_at=utcnow(),
                     revision_number=port["revision_number"] + 1))
                 port.update(device_id=instance_uuid, device_owner=owner,
                             binding_host_id=host, status="ACTIVE")
@@ -177,7 +177,8 @@ class NetworkService:
                     port = await port_ops.create(
                         conn, self.cloud, net, project_id, fixed_ips=fixed,
                         device_id=instance_uuid, device_owner=owner, host=host,
-                        security_groups=groups, preserve_on_delete=False, is_admin=True)
+                        security_groups=groups, preserve_on_delete=False,
+                        device_order=order, is_admin=True)
                 except ApiError as err:
                     raise ApiError(err.status if err.status != 404 else 400,
                                    err.message) from None
@@ -204,14 +205,14 @@ class NetworkService:
                 await port_ops.delete(conn, self.cloud, port, skip={instance_uuid})
 
     async def vifs_for_instances(self, conn, instance_uuids) -> dict[str, list[dict]]:
-        """Each instance's vifs (ports in the order they were made)."""
+        """Each instance's vifs, in the order the ports were asked for."""
         uuids = list(instance_uuids)
         out: dict[str, list[dict]] = {u: [] for u in uuids}
         if not uuids:
             return out
         ports = await store.ports(conn, sa.and_(P.c.device_id.in_(uuids),
                                                 P.c.device_owner.like("compute:%")))
-        ports.sort(key=lambda p: (p["created_at"], p["id"]))
+        ports.sort(key=lambda p: (p["device_order"], p["created_at"], p["id"]))
         for port, vif in zip(ports, await vifs.for_ports(conn, ports)):
             out[port["device_id"]].append(vif)
         return out
