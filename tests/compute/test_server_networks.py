@@ -405,6 +405,9 @@ async def test_real_auto_gets_the_default_network_then_the_projects_own(real):
     assert addr["OS-EXT-IPS-MAC:mac_addr"] == port.mac_address
     [spec] = spawn_specs(sim, uuid)
     assert spec["network_info"][0]["port_id"] == port.id
+    # Its new port changed its default group's members, but the spawn carries
+    # the rules: no network_update ahead of it.
+    assert [op for _, op, u in sim.log if u == uuid] == ["spawn"]
     assert spec["network_info"][0]["subnets"][0]["ips"] == [addr["addr"]]
 
     mine = await own_network(neutron, "mine", "192.168.50.0/24")

@@ -50,7 +50,7 @@ class ComputeService:
         from sqlalchemy import select
 
         from cloudd.db import tables as t
-        from cloudd.services.compute import outbox
+        from cloudd.services.compute import outbox, tasks
         uuids = sorted(set(instance_uuids or []))
         if not uuids or self.network is None:
             return
@@ -58,6 +58,15 @@ class ComputeService:
         rows = (await conn.execute(select(inst.c.uuid, inst.c.host).where(
             inst.c.uuid.in_(uuids), inst.c.deleted == False,
             inst.c.host.is_not(None)))).all()
+        # A build still at its first step has no spawn yet (its ports may be
+        # the ones being made in this very transaction): the spawn will carry
+        # the rules as they are then.
+        task = t.task
+        unspawned = {r.instance_uuid for r in await conn.execute(
+            select(task.c.instance_uuid).where(
+                task.c.instance_uuid.in_([r.uuid for r in rows]), task.c.kind == "build",
+                task.c.step == "start", task.c.state.in_(tasks.OPEN_STATES)))}
+        rows = [r for r in rows if r.uuid not in unspawned]
         if not rows:
             return
         vifs = await self.network.vifs_for_instances(conn, [r.uuid for r in rows])
