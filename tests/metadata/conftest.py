@@ -1,22 +1,23 @@
 """Fixtures for the metadata tests, on SQLite and PostgreSQL.
 
-``md`` is a noauth2 cloud (the compute API tests' ``make_api``) with:
+``md`` is a noauth2 cloud (the compute API tests' ``make_api``) with its real
+network service (``cloud.network``, the shared ``default`` network made on
+start) and:
 
 - ``md.api``: the compute API client (servers are created through it);
 - ``md.root``: a client on the controller's main application, where the
-  agents' ``/agent/v1/metadata`` endpoint is;
-- ``md.network``: a stand-in for the network service (``vifs_for_instances``
-  in the contract's vif shape, the other calls no-ops), installed as
-  ``cloud.network`` so these tests do not depend on the Neutron API's
-  tables; ``md.network.plug(uuid, network_id, ip)`` gives an instance a vif;
+  agents' ``/agent/v1/metadata`` endpoint and the Network API are;
 - ``await md.server(...)``: a server booted through the API with a keypair,
-  user data and metadata, then placed on a host as the conductor would.
+  user data and metadata, then placed on a host as the conductor would;
+- ``await md.plug(uuid, ip, network_id=..., host=...)``: its port with that
+  fixed IP, bound to the host, made by the network service as the build does;
+- ``await md.subnet(cidr, **fields)``: a new shared network with one subnet
+  (Network API), its network id.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid as uuidlib
 from datetime import UTC, datetime
 
 import pytest_asyncio
@@ -27,13 +28,12 @@ from sqlalchemy import update
 
 from cloudd.db import tables as t
 from cloudd.services.compute import agent_auth
+from cloudd.services.network.bootstrap import ensure_default_network
 from cloudd.web.app import build_root
 from tests.compute.conftest import IMAGE, backend, call, make_api  # noqa: F401
 
 ALICE = "alice:p1"
 USER_DATA = b"#cloud-config\nruncmd:\n - echo hello from cloudd\n"
-NETWORK = "5b2a9e48-1c1e-4a43-9d3f-3f1f3a7b0c11"
-OTHER_NETWORK = "0d4f0c8e-7f7e-4b8a-8f5e-2b0d8e3c4a22"
 
 
 def ssh_public_key() -> str:
@@ -42,55 +42,42 @@ def ssh_public_key() -> str:
                             serialization.PublicFormat.OpenSSH).decode() + " alice@laptop"
 
 
-def vif(network_id: str, ip: str, *, port_id: str | None = None, dhcp: bool = True) -> dict:
-    port_id = port_id or str(uuidlib.uuid4())
-    return {"port_id": port_id, "mac": "fa:16:3e:12:34:56", "network_id": network_id,
-            "network_name": "default", "bridge": f"cdbr-{network_id[:10]}",
-            "tap": f"tap{port_id[:11]}", "mtu": 1450, "network_type": "local",
-            "physical_network": None, "segmentation_id": None,
-            "host_address": "10.253.0.1/24", "nat": True,
-            "subnets": [{"id": str(uuidlib.uuid4()), "cidr": "10.253.0.0/24", "ip_version": 4,
-                         "gateway_ip": "10.253.0.1", "dns_nameservers": ["10.253.0.1"],
-                         "host_routes": [], "enable_dhcp": dhcp, "ips": [ip]}],
-            "port_security_enabled": True, "security_group_rules": []}
-
-
-class StubNetwork:
-    """The network service's vifs_for_instances, from a dict."""
-
-    def __init__(self) -> None:
-        self.vifs: dict[str, list[dict]] = {}
-
-    def plug(self, instance_uuid: str, network_id: str, ip: str, **kw) -> dict:
-        v = vif(network_id, ip, **kw)
-        self.vifs.setdefault(instance_uuid, []).append(v)
-        return v
-
-    async def vifs_for_instances(self, conn, instance_uuids):
-        return {u: [dict(v) for v in self.vifs.get(u, [])] for u in instance_uuids}
-
-    # The rest of the contract, as no-ops: the servers API and flows call them.
-    async def validate_requested(self, conn, project_id, requested) -> None:
-        return None
-
-    async def allocate_for_instance(self, conn, *, instance_uuid, **kw) -> list[dict]:
-        return self.vifs.get(instance_uuid, [])
-
-    async def deallocate_for_instance(self, conn, instance_uuid) -> None:
-        return None
-
-    async def instances_for_security_group(self, conn, group_id) -> list:
-        return []
-
-
 class MetadataCloud:
     def __init__(self, api, root) -> None:
         self.api = api
         self.root = root
         self.cloud = api.cloud
-        self.network = StubNetwork()
-        self.cloud.network = self.network
         self.secrets: dict[str, str] = {}
+        self.default_network: str | None = None
+
+    async def start(self) -> MetadataCloud:
+        self.default_network = await ensure_default_network(self.cloud)
+        return self
+
+    async def neutron(self, method: str, path: str, body: dict | None = None) -> dict:
+        resp = await self.root.request(method, "/network" + path, json=body,
+                                       headers={"X-Auth-Token": "admin"})
+        data = await resp.json()
+        assert resp.status in (200, 201), (resp.status, data)
+        return data
+
+    async def subnet(self, cidr: str, **fields) -> str:
+        """A new shared network with one IPv4 subnet; its id."""
+        net = (await self.neutron("POST", "/v2.0/networks", {"network": {
+            "name": f"net-{cidr}", "shared": True}}))["network"]
+        await self.neutron("POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net["id"], "ip_version": 4, "cidr": cidr, **fields}})
+        return net["id"]
+
+    async def plug(self, uuid: str, ip: str, *, network_id: str | None = None,
+                   host: str = "h1") -> dict:
+        """The instance's port with ``ip``, bound to ``host`` (its vif)."""
+        async with self.cloud.db.write() as conn:
+            [vif] = await self.cloud.network.allocate_for_instance(
+                conn, instance_uuid=uuid, project_id="p1", host=host, zone="nova",
+                requested=[{"uuid": network_id or self.default_network, "fixed_ip": ip}],
+                security_groups=["default"])
+        return vif
 
     async def credential(self, host: str) -> str:
         """``Bearer HOST:SECRET`` for a host (issued once)."""
@@ -107,7 +94,8 @@ class MetadataCloud:
     async def server(self, name: str = "web-1", *, host: str = "h1", key_name: str | None = None,
                      user_data: bytes | None = USER_DATA, metadata: dict | None = None,
                      token: str = ALICE, **extra) -> str:
-        server = {"name": name, "imageRef": IMAGE, "flavorRef": "1"}
+        # No ports at create ("none", 2.37): the tests plug them where they want.
+        server = {"name": name, "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}
         server.update(extra)
         if key_name:
             server["key_name"] = key_name
@@ -116,7 +104,7 @@ class MetadataCloud:
         if metadata is not None:
             server["metadata"] = metadata
         _, body = await call(self.api, "POST", "/v2.1/servers", {"server": server},
-                             token=token, status=202)
+                             token=token, version="2.37", status=202)
         uuid = body["server"]["id"]
         async with self.cloud.db.write() as conn:
             await conn.execute(update(t.instance).where(t.instance.c.uuid == uuid).values(
@@ -125,11 +113,13 @@ class MetadataCloud:
                 launched_at=datetime.now(UTC).replace(tzinfo=None)))
         return uuid
 
-    async def get(self, path: str, *, host: str = "h1", network_id: str = NETWORK,
+    async def get(self, path: str, *, host: str = "h1", network_id: str | None = None,
                   address: str | None = "10.253.0.7", auth: str | None = None):
-        """GET /agent/v1/metadata/PATH as host's agent; returns (status, body, type)."""
+        """GET /agent/v1/metadata/PATH as host's agent (on the default network
+        unless told); returns (status, body, media type)."""
         headers = {"Authorization": auth or await self.credential(host),
-                   "X-Cloudd-Network-Id": network_id}
+                   "X-Cloudd-Network-Id": self.default_network if network_id is None
+                   else network_id}
         if address is not None:
             headers["X-Forwarded-For"] = address
         resp = await self.root.get("/agent/v1/metadata/" + path.lstrip("/"), headers=headers)
@@ -144,6 +134,6 @@ async def md(make_api):  # noqa: F811
     root = TestClient(TestServer(build_root(api.cloud)))
     await root.start_server()
     try:
-        yield MetadataCloud(api, root)
+        yield await MetadataCloud(api, root).start()
     finally:
         await root.close()

@@ -14,14 +14,14 @@ import pytest
 
 from cloudd.agent import configdrive
 from cloudd.services.metadata import documents
-from tests.metadata.conftest import NETWORK, USER_DATA
+from tests.metadata.conftest import USER_DATA
 
 
 @pytest.mark.asyncio
 async def test_an_instances_documents_make_a_config_2_drive(md, tmp_path):
     pub = await md.keypair()
     uuid = await md.server(key_name="alice-key")
-    md.network.plug(uuid, NETWORK, "10.253.0.7")
+    await md.plug(uuid, "10.253.0.7")
     async with md.cloud.db.read() as conn:
         files = await documents.instance_documents(md.cloud, conn, uuid, admin_pass="pw")
     # As the agent gets them: through the spawn spec's base64 wire form.
@@ -43,7 +43,7 @@ async def test_an_instances_documents_make_a_config_2_drive(md, tmp_path):
         assert iso.has_rock_ridge() and iso.has_joliet()
         buf = io.BytesIO()
         iso.get_file_from_iso_fp(buf, joliet_path="/openstack/latest/network_data.json")
-        assert json.loads(buf.getvalue())["networks"][0]["network_id"] == NETWORK
+        assert json.loads(buf.getvalue())["networks"][0]["network_id"] == md.default_network
     finally:
         iso.close()
 

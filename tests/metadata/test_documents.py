@@ -12,7 +12,7 @@ from sqlalchemy import update
 from cloudd.db import tables as t
 from cloudd.services.metadata import documents
 from cloudd.services.metadata.documents import OPENSTACK_VERSIONS
-from tests.metadata.conftest import NETWORK, USER_DATA
+from tests.metadata.conftest import USER_DATA
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,7 +25,7 @@ async def docs(md, uuid, **kw):
 async def test_config_drive_tree_has_novas_paths(md):
     pub = await md.keypair()
     uuid = await md.server(key_name="alice-key", metadata={"role": "web"})
-    md.network.plug(uuid, NETWORK, "10.253.0.7")
+    await md.plug(uuid, "10.253.0.7")
     files = await docs(md, uuid)
     expected = {"ec2/2009-04-04/meta-data.json", "ec2/2009-04-04/user-data",
                 "ec2/latest/meta-data.json", "ec2/latest/user-data"}
@@ -65,38 +65,77 @@ async def test_config_drive_tree_has_novas_paths(md):
     assert json.loads(files["openstack/latest/vendor_data2.json"]) == {"static": {}}
 
 
-async def test_network_data_from_the_instances_vifs(md):
+async def test_network_data_from_the_instances_ports(md):
     uuid = await md.server(user_data=None)
-    dhcp = md.network.plug(uuid, NETWORK, "10.253.0.7")
-    static = md.network.plug(uuid, "net-2", "192.168.5.9", dhcp=False)
-    static["subnets"][0].update(cidr="192.168.5.0/24", gateway_ip="192.168.5.1",
-                                dns_nameservers=["192.168.5.53"],
-                                host_routes=[{"destination": "10.9.0.0/16",
-                                              "nexthop": "192.168.5.254"}])
+    dhcp = await md.plug(uuid, "10.253.0.7")
+    net2 = await md.subnet("192.168.5.0/24", enable_dhcp=False, gateway_ip="192.168.5.1",
+                           dns_nameservers=["192.168.5.53"],
+                           host_routes=[{"destination": "10.9.0.0/16",
+                                         "nexthop": "192.168.5.254"}])
+    static = await md.plug(uuid, "192.168.5.9", network_id=net2)
     files = await docs(md, uuid)
     assert "openstack/latest/user_data" not in files
     net = json.loads(files["openstack/latest/network_data.json"])
-    assert net["links"] == [
-        {"id": dhcp["tap"], "vif_id": dhcp["port_id"], "type": "bridge", "mtu": 1450,
-         "ethernet_mac_address": dhcp["mac"]},
-        {"id": static["tap"], "vif_id": static["port_id"], "type": "bridge", "mtu": 1450,
-         "ethernet_mac_address": static["mac"]}]
+    # Links and networks follow the order of the instance's vifs.
+    async with md.cloud.db.read() as conn:
+        order = (await md.cloud.network.vifs_for_instances(conn, [uuid]))[uuid]
+    assert sorted(v["port_id"] for v in order) == sorted([dhcp["port_id"],
+                                                          static["port_id"]])
+    links = {v["port_id"]: {"id": v["tap"], "vif_id": v["port_id"], "type": "bridge",
+                            "mtu": v["mtu"], "ethernet_mac_address": v["mac"]}
+             for v in (dhcp, static)}
+    assert net["links"] == [links[v["port_id"]] for v in order]
+    assert dhcp["tap"] == "tap" + dhcp["port_id"][:11] and dhcp["mtu"] > 0
+    nets = {dhcp["port_id"]: {"type": "ipv4_dhcp", "link": dhcp["tap"],
+                              "network_id": md.default_network},
+            static["port_id"]: {
+                "type": "ipv4", "link": static["tap"], "ip_address": "192.168.5.9",
+                "netmask": "255.255.255.0",
+                "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
+                            "gateway": "192.168.5.1"},
+                           {"network": "10.9.0.0", "netmask": "255.255.0.0",
+                            "gateway": "192.168.5.254"}],
+                "network_id": net2, "services": [{"type": "dns",
+                                                  "address": "192.168.5.53"}]}}
+    assert net["networks"] == [{"id": f"network{i}", **nets[v["port_id"]]}
+                               for i, v in enumerate(order)]
+    assert net["services"] == [{"type": "dns", "address": "192.168.5.53"}]
+
+
+def test_network_metadata_of_ipv6_and_mixed_vifs():
+    """netutils' rules on hand-made vifs: the first IPv4 and IPv6 subnet of each
+    vif, SLAAC and static IPv6, DNS services de-duplicated, vifs without
+    subnets skipped."""
+    vif = {"port_id": "p1", "mac": "fa:16:3e:00:00:01", "network_id": "n1",
+           "tap": "tapp1", "mtu": 1450, "subnets": [
+               {"ip_version": 6, "cidr": "2001:db8::/64", "gateway_ip": "2001:db8::1",
+                "enable_dhcp": True, "ipv6_address_mode": "slaac",
+                "dns_nameservers": ["2001:db8::53"], "host_routes": [],
+                "ips": ["2001:db8::f816:3eff:fe00:1"]},
+               {"ip_version": 4, "cidr": "10.0.0.0/24", "gateway_ip": None,
+                "enable_dhcp": False, "dns_nameservers": ["2001:db8::53"],
+                "host_routes": [], "ips": ["10.0.0.5"]}]}
+    empty = {"port_id": "p0", "mac": "fa:16:3e:00:00:00", "network_id": "n0",
+             "tap": "tapp0", "mtu": 1500, "subnets": []}
+    net = documents.network_metadata([empty, vif])
+    assert [link["id"] for link in net["links"]] == ["tapp1"]
     assert net["networks"] == [
-        {"id": "network0", "type": "ipv4_dhcp", "link": dhcp["tap"], "network_id": NETWORK},
-        {"id": "network1", "type": "ipv4", "link": static["tap"], "ip_address": "192.168.5.9",
-         "netmask": "255.255.255.0",
-         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.168.5.1"},
-                    {"network": "10.9.0.0", "netmask": "255.255.0.0",
-                     "gateway": "192.168.5.254"}],
-         "network_id": "net-2", "services": [{"type": "dns", "address": "192.168.5.53"}]}]
-    assert net["services"] == [{"type": "dns", "address": "10.253.0.1"},
-                               {"type": "dns", "address": "192.168.5.53"}]
+        {"id": "network0", "type": "ipv4", "link": "tapp1", "ip_address": "10.0.0.5",
+         "netmask": "255.255.255.0", "routes": [], "network_id": "n1",
+         "services": [{"type": "dns", "address": "2001:db8::53"}]},
+        {"id": "network1", "type": "ipv6_slaac", "link": "tapp1",
+         "ip_address": "2001:db8::f816:3eff:fe00:1",
+         "netmask": "ffff:ffff:ffff:ffff::",
+         "routes": [{"network": "::", "netmask": "::", "gateway": "2001:db8::1"}],
+         "network_id": "n1", "services": [{"type": "dns", "address": "2001:db8::53"}]}]
+    assert net["services"] == [{"type": "dns", "address": "2001:db8::53"}]
+    assert documents.network_metadata([]) is None
 
 
 async def test_ec2_meta_data_json(md):
     pub = await md.keypair()
     uuid = await md.server(key_name="alice-key", security_groups=[{"name": "default"}])
-    md.network.plug(uuid, NETWORK, "10.253.0.7")
+    await md.plug(uuid, "10.253.0.7")
     files = await docs(md, uuid)
     ec2 = json.loads(files["ec2/latest/meta-data.json"])
     assert ec2 == json.loads(files["ec2/2009-04-04/meta-data.json"])
@@ -154,9 +193,9 @@ async def test_dhcp_domain_and_vendor_data_from_config(make_api, tmp_path):
     root = TestClient(TestServer(build_root(api.cloud)))
     await root.start_server()
     try:
-        md = MetadataCloud(api, root)
+        md = await MetadataCloud(api, root).start()
         uuid = await md.server("Web 1")
-        md.network.plug(uuid, NETWORK, "10.253.0.7")
+        await md.plug(uuid, "10.253.0.7")
         files = await docs(md, uuid)
         assert json.loads(files["openstack/latest/meta_data.json"])["hostname"] == "web-1"
         assert json.loads(files["ec2/latest/meta-data.json"])["hostname"] == "web-1"

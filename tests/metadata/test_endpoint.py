@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from cloudd.db import tables as t
 from cloudd.services.metadata.documents import OPENSTACK_VERSIONS, VERSIONS
-from tests.metadata.conftest import NETWORK, OTHER_NETWORK, USER_DATA
+from tests.metadata.conftest import USER_DATA
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,8 +23,8 @@ async def two(md):
     md.pub = await md.keypair()
     md.web = await md.server("web-1", host="h1", key_name="alice-key")
     md.db = await md.server("db-1", host="h2", user_data=b"db data")
-    md.network.plug(md.web, NETWORK, "10.253.0.7")
-    md.network.plug(md.db, NETWORK, "10.253.0.8")
+    await md.plug(md.web, "10.253.0.7", host="h1")
+    await md.plug(md.db, "10.253.0.8", host="h2")
     return md
 
 
@@ -48,7 +48,7 @@ async def test_openstack_paths(two):
     assert (status, body) == (200, USER_DATA)
     status, body, _ = await md.get("openstack/latest/network_data.json")
     assert status == 200
-    assert json.loads(body)["networks"][0]["network_id"] == NETWORK
+    assert json.loads(body)["networks"][0]["network_id"] == md.default_network
     status, body, ctype = await md.get("openstack/latest/vendor_data2.json")
     assert (status, json.loads(body), ctype) == (200, {"static": {}}, "application/json")
     assert (await md.get("openstack/latest/password"))[:2] == (200, b"")
@@ -98,8 +98,8 @@ async def test_only_the_instance_behind_the_address_on_the_agents_own_host(two):
     assert (await md.get("openstack/latest/meta_data.json", host="h1",
                          address="10.253.0.8"))[0] == 404
     # The right host, the right address, another network: nothing.
-    assert (await md.get("openstack/latest/meta_data.json",
-                         network_id=OTHER_NETWORK))[0] == 404
+    other = await md.subnet("10.77.0.0/24")
+    assert (await md.get("openstack/latest/meta_data.json", network_id=other))[0] == 404
     # An address nobody has: nothing.
     assert (await md.get("latest/meta-data/instance-id", address="10.253.0.99"))[0] == 404
     # Each host's agent gets its own guest's data, and only that.
@@ -115,14 +115,27 @@ async def test_only_the_instance_behind_the_address_on_the_agents_own_host(two):
     assert (await md.get("openstack/latest/meta_data.json"))[0] == 404
 
 
-async def test_a_moved_instance_is_answered_by_its_new_host_only(two):
+async def test_a_moved_instance_is_answered_by_its_new_host_once_its_port_is(two):
     md = two
     async with md.cloud.db.write() as conn:
         await conn.execute(update(t.instance).where(t.instance.c.uuid == md.web)
                            .values(host="h2", node="h2"))
+    # The instance is on h2 but its port still bound to h1: neither answers.
+    assert (await md.get("openstack/latest/meta_data.json", host="h1"))[0] == 404
+    assert (await md.get("openstack/latest/meta_data.json", host="h2"))[0] == 404
+    async with md.cloud.db.write() as conn:
+        await conn.execute(update(t.port).where(t.port.c.device_id == md.web)
+                           .values(binding_host_id="h2"))
     assert (await md.get("openstack/latest/meta_data.json", host="h1"))[0] == 404
     status, body, _ = await md.get("openstack/latest/meta_data.json", host="h2")
     assert status == 200 and json.loads(body)["uuid"] == md.web
+
+
+async def test_a_freed_port_answers_nothing(two):
+    md = two
+    async with md.cloud.db.write() as conn:
+        await md.cloud.network.deallocate_for_instance(conn, md.web)
+    assert (await md.get("openstack/latest/meta_data.json"))[0] == 404
 
 
 async def test_credentials_and_headers(two):

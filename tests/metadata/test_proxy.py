@@ -21,19 +21,20 @@ from cloudd.agent.metadata_proxy import MetadataProxy
 from cloudd.testing.postgres import free_port
 from cloudd.web.app import build_root
 from tests.compute.conftest import IMAGE
-from tests.metadata.conftest import NETWORK, OTHER_NETWORK, USER_DATA
+from tests.metadata.conftest import USER_DATA
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest_asyncio.fixture
 async def proxied(md):
-    """web-1 at 127.0.0.1 and db-1 at 127.0.0.2 on NETWORK, both on h1; h1's proxy."""
+    """web-1 at 127.0.0.1 and db-1 at 127.0.0.2 on md.net, both on h1; h1's proxy."""
+    md.net = await md.subnet("127.0.0.0/24", gateway_ip="127.0.0.254")
     md.pub = await md.keypair()
     md.web = await md.server("web-1", key_name="alice-key")
     md.db = await md.server("db-1", user_data=b"db data")
-    md.network.plug(md.web, NETWORK, "127.0.0.1")
-    md.network.plug(md.db, NETWORK, "127.0.0.2")
+    await md.plug(md.web, "127.0.0.1", network_id=md.net)
+    await md.plug(md.db, "127.0.0.2", network_id=md.net)
     controller = TestServer(build_root(md.cloud), host="127.0.0.1", port=free_port())
     await controller.start_server()
     secret = (await md.credential("h1")).split(":", 1)[1]
@@ -68,7 +69,7 @@ async def raw_get(proxy, target: str, listen="127.0.0.1") -> tuple[int, bytes]:
 
 async def test_each_guest_gets_its_own_documents(proxied):
     md = proxied
-    await md.proxy.ensure(NETWORK, "127.0.0.1/8")
+    await md.proxy.ensure(md.net, "127.0.0.1/8")
     status, body, ctype = await guest_get(md.proxy, "openstack/latest/meta_data.json")
     assert (status, ctype) == (200, "application/json")
     meta = json.loads(body)
@@ -92,7 +93,8 @@ async def test_each_guest_gets_its_own_documents(proxied):
 
 async def test_the_listener_speaks_for_its_own_network_only(proxied):
     md = proxied
-    await md.proxy.ensure(OTHER_NETWORK, "127.0.0.1/8")     # web-1 has no port there
+    other = await md.subnet("10.78.0.0/24")
+    await md.proxy.ensure(other, "127.0.0.1/8")             # web-1 has no port there
     status, _, _ = await guest_get(md.proxy, "openstack/latest/meta_data.json")
     assert status == 404
 
@@ -102,7 +104,7 @@ async def test_the_listener_speaks_for_its_own_network_only(proxied):
     f"/..%2f..%2fimages%2f{IMAGE}%2ffile", f"http://127.0.0.1/../../images/{IMAGE}"])
 async def test_a_guest_cannot_leave_the_metadata_tree(proxied, target):
     md = proxied
-    await md.proxy.ensure(NETWORK, "127.0.0.1/8")
+    await md.proxy.ensure(md.net, "127.0.0.1/8")
     status, body = await raw_get(md.proxy, target)
     assert status in (400, 404)
     assert b"\0" * 64 not in body and b"disk_format" not in body
@@ -110,18 +112,18 @@ async def test_a_guest_cannot_leave_the_metadata_tree(proxied, target):
 
 async def test_ensure_is_idempotent_moves_and_remove_stops(proxied):
     md = proxied
-    await md.proxy.ensure(NETWORK, "127.0.0.1/8")
-    await md.proxy.ensure(NETWORK, "127.0.0.1/8")
-    assert list(md.proxy.listeners) == [NETWORK]
+    await md.proxy.ensure(md.net, "127.0.0.1/8")
+    await md.proxy.ensure(md.net, "127.0.0.1/8")
+    assert list(md.proxy.listeners) == [md.net]
     assert (await guest_get(md.proxy, "latest/meta-data/local-ipv4"))[1] == b"127.0.0.1"
-    await md.proxy.ensure(NETWORK, "127.0.0.5/8")           # the host address moved
+    await md.proxy.ensure(md.net, "127.0.0.5/8")           # the host address moved
     with pytest.raises(aiohttp.ClientConnectionError):
         await guest_get(md.proxy, "openstack")
     status, body, _ = await guest_get(md.proxy, "latest/meta-data/local-ipv4",
                                       listen="127.0.0.5")
     assert (status, body) == (200, b"127.0.0.1")
-    await md.proxy.remove(NETWORK)
-    await md.proxy.remove(NETWORK)
+    await md.proxy.remove(md.net)
+    await md.proxy.remove(md.net)
     assert md.proxy.listeners == {}
     with pytest.raises(aiohttp.ClientConnectionError):
         await guest_get(md.proxy, "openstack", listen="127.0.0.5")
@@ -129,7 +131,7 @@ async def test_ensure_is_idempotent_moves_and_remove_stops(proxied):
 
 async def test_only_get_is_forwarded(proxied):
     md = proxied
-    await md.proxy.ensure(NETWORK, "127.0.0.1")
+    await md.proxy.ensure(md.net, "127.0.0.1")
     async with aiohttp.ClientSession() as session:
         url = f"http://127.0.0.1:{md.proxy.port}/openstack/latest/password"
         async with session.post(url, data=b"secret") as resp:
@@ -137,7 +139,8 @@ async def test_only_get_is_forwarded(proxied):
 
 
 async def test_a_refused_credential_or_a_dead_controller_is_a_500(md):
-    md.network.plug(await md.server(), NETWORK, "127.0.0.1")
+    net = await md.subnet("127.0.0.0/24", gateway_ip="127.0.0.254")
+    await md.plug(await md.server(), "127.0.0.1", network_id=net)
     controller = TestServer(build_root(md.cloud), host="127.0.0.1", port=free_port())
     await controller.start_server()
     bad = MetadataProxy(f"http://127.0.0.1:{controller.port}", "h1", "wrong", port=free_port())
@@ -146,7 +149,7 @@ async def test_a_refused_credential_or_a_dead_controller_is_a_500(md):
     try:
         await md.credential("h1")
         for proxy in (bad, dead):
-            await proxy.ensure(NETWORK, "127.0.0.1/8")
+            await proxy.ensure(net, "127.0.0.1/8")
             status, body, _ = await guest_get(proxy, "openstack/latest/meta_data.json")
             assert status == 500 and b"unknown error" in body
     finally:

@@ -21,7 +21,6 @@ from aiohttp.test_utils import TestServer
 from cloudd.agent.metadata_proxy import MetadataProxy
 from cloudd.testing.postgres import free_port
 from cloudd.web.app import build_root
-from tests.metadata.conftest import NETWORK
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip"),
@@ -38,9 +37,10 @@ class Guests:
     def __init__(self) -> None:
         self.undo: list[tuple[str, ...]] = []
         self.tag = f"{os.getpid() % 1000:03d}{random.randrange(100):02d}"
+        self.third = random.randrange(250)
 
     def add(self, n: int) -> dict:
-        net = f"10.198.{random.randrange(256)}"
+        net = f"10.198.{self.third + n}"
         tag = f"{self.tag}{n}"
         bridge, host_end, guest_end, ns = f"n3b{tag}", f"n3h{tag}", f"n3c{tag}", f"n3ns{tag}"
         ip("link", "add", bridge, "type", "bridge")
@@ -57,7 +57,7 @@ class Guests:
         ip("-n", ns, "link", "set", guest_end, "up")
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "route", "add", "default", "via", f"{net}.1")
-        return {"bridge": bridge, "ns": ns, "host_address": f"{net}.1/24",
+        return {"bridge": bridge, "ns": ns, "host_address": f"{net}.1/24", "cidr": f"{net}.0/24",
                 "host_ip": f"{net}.1", "guest_ip": f"{net}.7"}
 
     def close(self) -> None:
@@ -107,13 +107,14 @@ async def in_ns(ns: str, url: str) -> tuple[int, bytes]:
 async def proxy_on_bridge(md, guest_ns):
     md.pub = await md.keypair()
     md.web = await md.server("web-1", key_name="alice-key")
-    md.network.plug(md.web, NETWORK, guest_ns["guest_ip"])
+    md.net = await md.subnet(guest_ns["cidr"])
+    await md.plug(md.web, guest_ns["guest_ip"], network_id=md.net)
     controller = TestServer(build_root(md.cloud), host="127.0.0.1", port=free_port())
     await controller.start_server()
     secret = (await md.credential("h1")).split(":", 1)[1]
     proxy = MetadataProxy(f"http://127.0.0.1:{controller.port}", "h1", secret,
                           port=free_port())
-    await proxy.ensure(NETWORK, guest_ns["host_address"], device=guest_ns["bridge"])
+    await proxy.ensure(md.net, guest_ns["host_address"], device=guest_ns["bridge"])
     try:
         yield md, guest_ns, proxy
     finally:
@@ -138,7 +139,8 @@ async def test_the_listener_takes_only_what_comes_through_its_bridge(proxy_on_br
     host, is refused: its request never reaches the controller as this network's."""
     md, g, proxy = proxy_on_bridge
     other = guests.add(1)
-    md.network.plug(await md.server("intruder"), NETWORK, other["guest_ip"])
+    other_net = await md.subnet(other["cidr"])
+    await md.plug(await md.server("intruder"), other["guest_ip"], network_id=other_net)
     code = ("import socket, sys\n"
             "s = socket.socket()\n"
             "s.settimeout(10)\n"

@@ -8,9 +8,10 @@ network's bridge and forwards it here with the agent's host credential
 - ``X-Cloudd-Network-Id``: the network whose bridge the request came in on;
 - ``X-Forwarded-For``: the guest's source address.
 
-The answer is for the one instance that has a port with that address on
-that network AND runs on the calling agent's host, so an agent can only
-ever read its own guests' metadata, and a guest only its own. Anything else
+The answer is for the one instance whose port on that network has that
+address and is bound to the calling agent's host (``binding:host_id``), the
+instance being on that host too; so an agent can only ever read its own
+guests' metadata, and a guest only its own. Anything else
 is a 404 as Nova's metadata API gives (``/`` lists the EC2 versions without
 looking anyone up, as Nova does). Bodies and media types are Nova's
 (``tree.lookup``).
@@ -54,36 +55,23 @@ def _address(value: str | None) -> str | None:
         return None
 
 
-def _same(ip: str, address: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip) == ipaddress.ip_address(address)
-    except ValueError:
-        return False
-
-
-async def find_instance(cloud, conn, host: str, network_id: str, address: str) -> str | None:
-    """The uuid of the live instance on ``host`` with ``address`` on ``network_id``."""
-    network = getattr(cloud, "network", None)
-    if network is None:
-        return None
-    uuids = [r.uuid for r in await conn.execute(select(t.instance.c.uuid).where(
-        t.instance.c.host == host, t.instance.c.deleted.is_(False)))]
-    if not uuids:
-        return None
-    found = None
-    for uuid, vifs in (await network.vifs_for_instances(conn, uuids)).items():
-        for vif in vifs or []:
-            if vif.get("network_id") != network_id:
-                continue
-            if any(_same(ip, address) for s in vif.get("subnets") or []
-                   for ip in s.get("ips") or []):
-                if found is not None and found != uuid:
-                    log.warning("two instances on one host share an address",
-                                extra={"fields": {"host": host, "network_id": network_id,
-                                                  "address": address}})
-                    return None
-                found = uuid
-    return found
+async def find_instance(conn, host: str, network_id: str, address: str) -> str | None:
+    """The uuid of the live instance whose port on ``network_id`` has ``address``
+    and is bound to ``host``, with the instance on ``host`` too (None if there is
+    not exactly one)."""
+    P, A, I = t.port, t.ip_allocation, t.instance
+    rows = (await conn.execute(
+        select(P.c.device_id)
+        .select_from(A.join(P, P.c.id == A.c.port_id).join(I, I.c.uuid == P.c.device_id))
+        .where(A.c.network_id == network_id, A.c.ip_address == address,
+               P.c.network_id == network_id, P.c.binding_host_id == host,
+               P.c.device_owner.like("compute:%"), I.c.host == host,
+               I.c.deleted.is_(False)))).all()
+    found = {r.device_id for r in rows}
+    if len(found) > 1:
+        log.warning("two instances on one host share an address", extra={"fields": {
+            "host": host, "network_id": network_id, "address": address}})
+    return found.pop() if len(found) == 1 else None
 
 
 @public
@@ -102,7 +90,7 @@ async def metadata(request: web.Request) -> web.Response:
         return _text(400, f"{NETWORK_HEADER} and {FORWARDED_HEADER} (one address) "
                           "are required.".encode())
     async with cloud.db.read() as conn:
-        uuid = await find_instance(cloud, conn, host, network_id, address)
+        uuid = await find_instance(conn, host, network_id, address)
         md = None
         if uuid is not None:
             md = await documents.instance_metadata(cloud, conn, uuid, address=address)
