@@ -7,9 +7,9 @@ Ridge carry the real names (``meta_data.json``, ``2012-08-10``), the plain
 ISO 9660 names are upper-cased 8-bit-safe stand-ins as mkisofs makes them.
 cloud-init finds the drive by its label and reads it through Rock Ridge.
 
-``await build_iso(files, path)`` runs the build in a thread; ``files`` is
-{relative path: content}, e.g. from
-``cloudd.services.metadata.documents.files_from_spec(spec["config_drive"])``.
+``await build_from_spec(spec.config_drive, path)`` builds the drive a spawn
+spec describes ({"files": {path: base64}}); ``await build_iso(files, path)``
+takes {relative path: content}. Both run the build in a thread.
 The image is written beside ``path`` and renamed into place, mode 0600 (it
 can hold user data and the admin password; libvirt gives QEMU the file).
 """
@@ -17,6 +17,8 @@ can hold user data and the admin password; libvirt gives QEMU the file).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import io
 import os
 import re
@@ -129,6 +131,23 @@ def _write(iso: pycdlib.PyCdlib, target: Path) -> None:
 async def build_iso(files: dict[str, bytes], path: str | os.PathLike) -> None:
     """Build the config drive at ``path`` in a thread (never on the event loop)."""
     await asyncio.to_thread(write_iso, files, path)
+
+
+def files_from_spec(config_drive: dict) -> dict[str, bytes]:
+    """The spawn spec's ``config_drive`` ({"files": {path: base64}}) as files."""
+    files = config_drive.get("files") if isinstance(config_drive, dict) else None
+    if not isinstance(files, dict):
+        raise ConfigDriveError("the spec's config_drive has no files")
+    try:
+        return {str(p): base64.b64decode(data, validate=True) for p, data in files.items()}
+    except (binascii.Error, TypeError, ValueError):
+        raise ConfigDriveError("the spec's config drive files are not base64") from None
+
+
+async def build_from_spec(config_drive: dict, path: str | os.PathLike) -> Path:
+    """Build the config drive the spawn spec describes at ``path``; returns it."""
+    await build_iso(files_from_spec(config_drive), path)
+    return Path(path)
 
 
 def read_iso(path: str | os.PathLike) -> tuple[str, dict[str, bytes]]:

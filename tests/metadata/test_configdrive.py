@@ -25,9 +25,8 @@ async def test_an_instances_documents_make_a_config_2_drive(md, tmp_path):
     async with md.cloud.db.read() as conn:
         files = await documents.instance_documents(md.cloud, conn, uuid, admin_pass="pw")
     # As the agent gets them: through the spawn spec's base64 wire form.
-    files = documents.files_from_spec(documents.config_drive_spec(files))
-    path = tmp_path / "disk.config"
-    await configdrive.build_iso(files, path)
+    spec = json.loads(json.dumps(documents.config_drive_spec(files)))
+    path = await configdrive.build_from_spec(spec, tmp_path / "disk.config")
     assert os.stat(path).st_mode & 0o777 == 0o600          # user data, admin password
     label, read = configdrive.read_iso(path)
     assert label == "config-2"
@@ -88,3 +87,9 @@ def test_a_name_that_is_both_file_and_directory_is_refused(tmp_path):
     with pytest.raises(configdrive.ConfigDriveError, match="both a file and a directory"):
         configdrive.write_iso({"openstack/latest": b"x", "openstack/latest/meta_data.json": b""},
                               tmp_path / "d.iso")
+
+
+@pytest.mark.parametrize("bad", [None, {}, {"files": "x"}, {"files": {"a": "not base64!"}}])
+def test_a_bad_spec_is_a_config_drive_error(bad):
+    with pytest.raises(configdrive.ConfigDriveError):
+        configdrive.files_from_spec(bad)
