@@ -321,8 +321,7 @@ async def test_ips_and_interfaces(env):
     other = "3f2b6a1c-0000-4000-8000-000000000002"
     _, err = await call(api, "GET", f"/v2.1/servers/{uuid}/os-interface/{other}",
                         token=ALICE, status=404)
-    assert err["itemNotFound"]["message"] == \
-        f"Instance {uuid} does not have a port with id {other}"
+    assert err["itemNotFound"]["message"] == f"Port id {other} could not be found."
 
 
 # -- ports_changed ----------------------------------------------------------------------
@@ -446,6 +445,10 @@ async def test_real_fixed_ip_port_and_delete_frees_them(real):
         (port["id"], mine, port["mac_address"])
     assert att["fixed_ips"] == [{"subnet_id": port["fixed_ips"][0]["subnet_id"],
                                  "ip_address": port["fixed_ips"][0]["ip_address"]}]
+    _, err = await call(api, "GET", f"/v2.1/servers/{first}/os-interface/{port['id']}",
+                        token=ALICE, status=404)
+    assert err["itemNotFound"]["message"] == \
+        f"Instance {first} does not have a port with id {port['id']}"
 
     held = await ips_held(api)
     assert {"192.168.60.77", port["fixed_ips"][0]["ip_address"]} <= held

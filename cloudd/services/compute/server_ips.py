@@ -70,7 +70,18 @@ async def interfaces_show(request: web.Request) -> web.Response:
         if vif.get("port_id") == port_id:
             return web.json_response({"interfaceAttachment": attachment(
                 vif, common.mv(request) >= (2, 70))})
+    if not await _port_exists(request, port_id):
+        raise ApiError(404, f"Port id {port_id} could not be found.")
     raise ApiError(404, f"Instance {row.uuid} does not have a port with id {port_id}")
+
+
+async def _port_exists(request, port_id: str) -> bool:
+    cloud = common.cloud(request)
+    if cloud.compute.network is None:
+        return False
+    from cloudd.services.network import store
+    async with cloud.db.read() as conn:
+        return await store.port(conn, port_id) is not None
 
 
 ROUTES = {
