@@ -210,6 +210,8 @@ async def update_network(request: web.Request) -> web.Response:
                             f"{row['id']}. Multiple tenants are using it.")
         values.update(updated_at=utcnow(), revision_number=row["revision_number"] + 1)
         await conn.execute(N.update().where(N.c.id == row["id"]).values(**values))
+        if values.get("mtu", row["mtu"]) != row["mtu"]:
+            await secgroups.notify_network(cloud, conn, row["id"])
         row.update(values)
     return common.one(request, "network", view(ctx, row))
 

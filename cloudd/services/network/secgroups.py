@@ -165,6 +165,19 @@ async def notify(cloud, conn, group_ids, skip=()) -> None:
         await changed(conn, sorted(uuids))
 
 
+async def notify_network(cloud, conn, network_id: str) -> None:
+    """Tell compute about every bound instance on a network whose subnets or
+    MTU changed (their DHCP entries and vifs follow)."""
+    changed = getattr(getattr(cloud, "compute", None), "ports_changed", None)
+    if changed is None:
+        return
+    uuids = (await conn.execute(sa.select(P.c.device_id).distinct().where(
+        P.c.network_id == network_id, P.c.device_owner.like("compute:%"),
+        P.c.binding_host_id != "", P.c.device_id != ""))).scalars().all()
+    if uuids:
+        await changed(conn, sorted(uuids))
+
+
 # -- the API -----------------------------------------------------------------------------
 
 GROUP_ATTRS = {"name", "description", "stateful", "project_id", "tenant_id"}

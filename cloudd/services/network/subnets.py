@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, ipam, networks, quotas, store, tags
+from cloudd.services.network import common, ipam, networks, quotas, secgroups, store, tags
 from cloudd.services.network.common import (
     bad_request,
     enforce,
@@ -190,6 +190,7 @@ async def update_subnet(request: web.Request) -> web.Response:
         values.update(updated_at=utcnow(), revision_number=row["revision_number"] + 1)
         await conn.execute(S.update().where(S.c.id == row["id"]).values(**values))
         row.update(values)
+        await secgroups.notify_network(common.cloud(request), conn, row["network_id"])
     return common.one(request, "subnet", store.subnet_view(row))
 
 
