@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test bench lint system-deps test-system-deps image-system-deps virt-system-deps \
-        console-system-deps serve-novnc \
+        console-system-deps metadata-system-deps serve-novnc \
         serve-virt venv test-venv clean
 
 # --- system packages (Debian's) ---------------------------------------------
@@ -19,7 +19,8 @@ system-deps:
 	  echo "installing python3-venv"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 
-test-system-deps: system-deps image-system-deps virt-system-deps console-system-deps
+test-system-deps: system-deps image-system-deps virt-system-deps console-system-deps \
+                  metadata-system-deps
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
@@ -52,6 +53,17 @@ console-system-deps:
 	  echo "installing noVNC and headless Chromium (Debian's $(CONSOLE_PACKAGES))"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $(SUDO) apt-get install -y -qq --no-install-recommends $(CONSOLE_PACKAGES); \
+	fi
+
+# The metadata tests: isoinfo (genisoimage) reads config drives back as a second,
+# independent ISO 9660 reader; the metadata proxy's tests plug a namespaced
+# "guest" into a bridge (iproute2) and DNAT 169.254.169.254 to it (nftables).
+METADATA_PACKAGES := genisoimage iproute2 nftables
+metadata-system-deps:
+	@if ! command -v isoinfo >/dev/null || ! command -v ip >/dev/null || ! command -v nft >/dev/null; then \
+	  echo "installing Debian's $(METADATA_PACKAGES) for the metadata tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(METADATA_PACKAGES); \
 	fi
 
 # `make serve`: libvirt when it can be had. As root the packages are installed;

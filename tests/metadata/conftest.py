@@ -18,8 +18,11 @@ start) and:
 from __future__ import annotations
 
 import base64
+import os
+import shutil
 from datetime import UTC, datetime
 
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +37,21 @@ from tests.compute.conftest import IMAGE, backend, call, make_api  # noqa: F401
 
 ALICE = "alice:p1"
 USER_DATA = b"#cloud-config\nruncmd:\n - echo hello from cloudd\n"
+
+
+def need(*tools: str, root: bool = False) -> None:
+    """Skip (fail on CI, where the Makefile installs them) without these tools."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    why = []
+    if missing:
+        why.append(f"{', '.join(missing)} not installed (make test-system-deps)")
+    if root and os.geteuid() != 0:
+        why.append("needs root")
+    if why:
+        message = "; ".join(why)
+        if os.environ.get("CI") and missing:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def ssh_public_key() -> str:

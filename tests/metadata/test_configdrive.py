@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 
 import pycdlib
@@ -14,7 +13,7 @@ import pytest
 
 from cloudd.agent import configdrive
 from cloudd.services.metadata import documents
-from tests.metadata.conftest import USER_DATA
+from tests.metadata.conftest import USER_DATA, need
 
 
 @pytest.mark.asyncio
@@ -47,9 +46,9 @@ async def test_an_instances_documents_make_a_config_2_drive(md, tmp_path):
         iso.close()
 
 
-@pytest.mark.skipif(not shutil.which("blkid"), reason="blkid (util-linux) is not installed")
 def test_blkid_sees_an_iso9660_labelled_config_2(tmp_path):
     """What cloud-init's config drive search (blkid -t LABEL=config-2) sees."""
+    need("blkid")
     path = tmp_path / "disk.config"
     configdrive.write_iso({"openstack/latest/meta_data.json": b"{}"}, path)
     out = subprocess.run(["blkid", "-p", "-o", "export", str(path)], capture_output=True,
@@ -93,3 +92,30 @@ def test_a_name_that_is_both_file_and_directory_is_refused(tmp_path):
 def test_a_bad_spec_is_a_config_drive_error(bad):
     with pytest.raises(configdrive.ConfigDriveError):
         configdrive.files_from_spec(bad)
+
+
+@pytest.mark.asyncio
+async def test_isoinfo_reads_the_drive_as_genisoimage_would_write_it(md, tmp_path):
+    """A second, independent ISO 9660 reader (genisoimage's isoinfo): the label,
+    Rock Ridge and Joliet, and every file by its real name."""
+    need("isoinfo")
+    await md.keypair()
+    uuid = await md.server(key_name="alice-key")
+    await md.plug(uuid, "10.253.0.7")
+    async with md.cloud.db.read() as conn:
+        files = await documents.instance_documents(md.cloud, conn, uuid)
+    path = await configdrive.build_from_spec(documents.config_drive_spec(files),
+                                             tmp_path / "disk.config")
+
+    def isoinfo(*args: str) -> bytes:
+        return subprocess.run(["isoinfo", *args, "-i", str(path)], check=True,
+                              capture_output=True, timeout=60).stdout
+
+    info = isoinfo("-d").decode()
+    assert "Volume id: config-2" in info
+    assert "Rock Ridge signatures" in info and "Joliet" in info
+    rr_names = {line.lstrip("/") for line in isoinfo("-R", "-f").decode().split()}
+    assert set(files) <= rr_names
+    assert {line.lstrip("/") for line in isoinfo("-J", "-f").decode().split()} == rr_names
+    for name, data in files.items():
+        assert isoinfo("-R", "-x", "/" + name) == data, name

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 
@@ -21,10 +20,9 @@ from aiohttp.test_utils import TestServer
 from cloudd.agent.metadata_proxy import MetadataProxy
 from cloudd.testing.postgres import free_port
 from cloudd.web.app import build_root
+from tests.metadata.conftest import need
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("ip"),
-    reason="bridges, veth pairs and network namespaces need root and iproute2")]
+pytestmark = pytest.mark.asyncio
 
 
 def ip(*args: str) -> None:
@@ -67,6 +65,7 @@ class Guests:
 
 @pytest.fixture
 def guests():
+    need("ip", root=True)                # bridges, veth pairs, network namespaces
     g = Guests()
     try:
         yield g
@@ -158,10 +157,10 @@ async def test_the_listener_takes_only_what_comes_through_its_bridge(proxy_on_br
     assert "ConnectionRefusedError" in out, out
 
 
-@pytest.mark.skipif(not shutil.which("nft"), reason="nftables (nft) is not installed")
 async def test_169_254_169_254_through_a_dnat_reaches_the_proxy(proxy_on_bridge):
     """The path cloud-init takes: 169.254.169.254:80, DNATed on the bridge to
     the listener (the rule the host plumbing installs, in a table of our own)."""
+    need("nft")
     md, g, proxy = proxy_on_bridge
     table = f"n3test{os.getpid()}"
     rules = (f"table ip {table} {{\n"
