@@ -500,3 +500,61 @@ async def test_os_networks_lists_the_networks_a_project_sees(real):
                         + "0" * 12, token=ALICE, status=404)
     assert err["itemNotFound"]["message"] == "Network not found"
     await call(api, "GET", "/v2.1/os-networks", version="2.36", status=404)
+
+
+async def test_security_group_proxy_and_a_servers_groups(real):
+    api, sim, _ = real
+    _, made = await call(api, "POST", "/v2.1/os-security-groups", {"security_group": {
+        "name": "web", "description": "web servers"}}, token=ALICE, status=200)
+    group = made["security_group"]
+    assert (group["name"], group["tenant_id"], group["rules"]) == ("web", "p1", [])
+    await call(api, "POST", "/v2.1/os-security-groups", {"security_group": {
+        "name": "admins", "description": ""}}, status=200)
+    _, mine = await call(api, "GET", "/v2.1/os-security-groups?all_tenants=true",
+                         token=ALICE, status=200)
+    assert {g["name"] for g in mine["security_groups"]} == {"default", "web"}
+    default = next(g for g in mine["security_groups"] if g["name"] == "default")
+    assert {(r["ip_protocol"], r["group"]["name"]) for r in default["rules"]} == \
+        {(None, "default")}                             # ingress from its members only
+    _, every = await call(api, "GET", "/v2.1/os-security-groups?all_tenants=true",
+                          status=200)
+    assert {"web", "admins"} <= {g["name"] for g in every["security_groups"]}
+    _, shown = await call(api, "GET", f"/v2.1/os-security-groups/{group['id']}",
+                          token=ALICE, status=200)
+    assert shown["security_group"] == group
+
+    uuid = await boot(real, security_groups=[{"name": "web"}])
+    _, data = await call(api, "GET", f"/v2.1/servers/{uuid}/os-security-groups",
+                         token=ALICE, status=200)
+    assert [g["name"] for g in data["security_groups"]] == ["web"]
+    _, err = await call(api, "DELETE", f"/v2.1/os-security-groups/{group['id']}",
+                        token=ALICE, status=400)
+    assert err["badRequest"]["message"] == f"Security Group {group['id']} in use."
+    await call(api, "DELETE", f"/v2.1/servers/{uuid}", token=ALICE, status=204)
+    await run_woken(api, sim)
+    await call(api, "DELETE", f"/v2.1/os-security-groups/{group['id']}", token=ALICE,
+               status=202)
+    _, err = await call(api, "GET", f"/v2.1/os-security-groups/{group['id']}", token=ALICE,
+                        status=404)
+    assert err["itemNotFound"]["message"] == f"Security group {group['id']} not found."
+    await call(api, "GET", "/v2.1/os-security-groups", token=ALICE, version="2.36",
+               status=404)
+
+
+async def test_inject_network_info_password_and_request_id(real):
+    api, sim, _ = real
+    uuid = await boot(real)
+    resp, _ = await call(api, "POST", f"/v2.1/servers/{uuid}/action",
+                         {"injectNetworkInfo": None}, status=202)
+    assert resp.headers["x-compute-request-id"] == resp.headers["x-openstack-request-id"]
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"injectNetworkInfo": None},
+               token=ALICE, status=403)
+    assert await sim.drain() == 1
+    assert sim.log[-1] == ("host1", "network_update", uuid)
+    _, data = await call(api, "GET", f"/v2.1/servers/{uuid}/os-server-password",
+                         token=ALICE, status=200)
+    assert data == {"password": ""}
+    await call(api, "DELETE", f"/v2.1/servers/{uuid}/os-server-password", token=ALICE,
+               status=204)
+    await call(api, "GET", f"/v2.1/servers/{uuid}/os-server-password", token="bob:p2",
+               status=404)

@@ -24,6 +24,7 @@ RESOURCE_MODULES = [
     "servers", "server_actions", "server_metadata", "server_tags", "instance_actions",
     "server_groups", "server_admin_actions", "server_diagnostics", "server_external_events",
     "os_hosts", "os_migrations", "os_networks", "instance_usage_audit_log", "server_ips",
+    "server_password", "security_groups",
     "remote_consoles",
 ]
 

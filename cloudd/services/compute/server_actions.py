@@ -206,6 +206,11 @@ async def resize(request, uuid, body):
             await quota_store.enforce(conn, cfg, row.project_id, row.user_id, deltas)
         guard.payload["flavor"] = new
         guard.values["new_flavor"] = json.dumps(new)
+        if "disk_config" in guard.payload:
+            # Nova sets the instance's auto_disk_config as it accepts the resize.
+            spec = instance_store.spec_of(row)
+            spec["disk_config"] = guard.payload["disk_config"]
+            guard.values["request_spec"] = json.dumps(spec)
 
     await run_guarded(request, uuid, guard, prepare)
     return accepted()

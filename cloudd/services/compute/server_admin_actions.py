@@ -129,8 +129,22 @@ def _security_group(action: str, rule: str, add: bool):
     return handler
 
 
+async def inject_network_info(request: web.Request, uuid: str, body: dict) -> web.Response:
+    """Nova's injectNetworkInfo (admin): the host re-applies the server's
+    network (a ``network_update`` with its vifs as they are now)."""
+    _only_key(body, "injectNetworkInfo")
+    ctx = common.context(request)
+    cloud = common.cloud(request)
+    async with cloud.db.write() as conn:
+        row = await instance_store.get(conn, uuid, servers.scope(request))
+        ctx.authorize(ADMIN_ACTIONS % "inject_network_info", {"project_id": row.project_id})
+        await cloud.compute.ports_changed(conn, [row.uuid])
+    return web.Response(status=202)
+
+
 ACTIONS = {
     "os-resetState": reset_state,
+    "injectNetworkInfo": inject_network_info,
     "migrate": _migration(_migrate_rule),
     "os-migrateLive": _migration(_live_rule),
     "addSecurityGroup": _security_group("addSecurityGroup", "add", True),
