@@ -172,3 +172,20 @@ async def test_port_update_and_policy(api):
     kind, _ = await error_of(api, "POST", "/v2.0/ports", {"port": {
         "network_id": net["id"], "mac_address": mac}}, token="u1:p1", status=409)
     assert kind == "MacAddressInUse"
+
+
+async def test_deleting_an_instances_port_tells_compute(api):
+    told: list[list[str]] = []
+
+    async def ports_changed(conn, uuids):
+        told.append(sorted(uuids))
+
+    api.cloud.compute.ports_changed = ports_changed
+    async with api.cloud.db.write() as conn:
+        [vif] = await api.cloud.network.allocate_for_instance(
+            conn, instance_uuid="inst-1", project_id="p1", host="h1", zone="nova",
+            requested="auto", security_groups=["default"])
+    await call(api, "DELETE", f"/v2.0/ports/{vif['port_id']}", token="u1:p1", status=204)
+    assert told[-1] == ["inst-1"]
+    async with api.cloud.db.read() as conn:
+        assert await api.cloud.network.vifs_for_instances(conn, ["inst-1"]) == {"inst-1": []}

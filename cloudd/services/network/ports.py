@@ -243,6 +243,10 @@ async def delete_port(request: web.Request) -> web.Response:
         enforce(ctx, "delete_port", _target(store.port_view(row), net), hide="get_port",
                 hidden=store.port_not_found(row["id"]))
         await port_ops.delete(conn, cloud, row)
+        changed = getattr(getattr(cloud, "compute", None), "ports_changed", None)
+        if changed is not None and row["device_owner"].startswith("compute:") and \
+                row["binding_host_id"] and row["device_id"]:
+            await changed(conn, [row["device_id"]])     # its host unplugs the port
     return web.Response(status=204)
 
 
