@@ -237,6 +237,11 @@ async def test_remove_and_add_security_groups(api):
                token=ALICE, status=202)
     _, body = await call(api, "GET", path, token=ALICE, status=200)
     assert "security_groups" not in body["server"]
+    _, err = await call(api, "POST", path + "/action", {"addSecurityGroup": {"name": "web"}},
+                        token=ALICE, status=404)
+    assert err["itemNotFound"]["message"] == "Security group web is not found for project p1"
+    await call(api, "POST", "/v2.1/os-security-groups", {"security_group": {
+        "name": "web", "description": ""}}, token=ALICE, status=200)
     await call(api, "POST", path + "/action", {"addSecurityGroup": {"name": "web"}},
                token=ALICE, status=202)
     _, body = await call(api, "GET", path, token=ALICE, status=200)

@@ -558,3 +558,34 @@ async def test_inject_network_info_password_and_request_id(real):
                status=204)
     await call(api, "GET", f"/v2.1/servers/{uuid}/os-server-password", token="bob:p2",
                status=404)
+
+
+async def test_add_and_remove_security_group_change_the_ports(real):
+    api, sim, _ = real
+    uuid = await boot(real)
+    await sim.drain()
+    _, made = await call(api, "POST", "/v2.1/os-security-groups", {"security_group": {
+        "name": "web", "description": ""}}, token=ALICE, status=200)
+    web = made["security_group"]["id"]
+    path = f"/v2.1/servers/{uuid}"
+
+    async def groups():
+        _, data = await call(api, "GET", path + "/os-security-groups", token=ALICE,
+                             status=200)
+        return sorted(g["name"] for g in data["security_groups"])
+
+    await call(api, "POST", path + "/action", {"addSecurityGroup": {"name": "web"}},
+               token=ALICE, status=202)
+    assert await groups() == ["default", "web"]
+    assert await sim.drain() == 1 and sim.log[-1] == ("host1", "network_update", uuid)
+    await call(api, "POST", path + "/action", {"removeSecurityGroup": {"name": "default"}},
+               token=ALICE, status=202)
+    assert await groups() == ["web"]
+    _, body = await call(api, "GET", path, token=ALICE, status=200)
+    assert body["server"]["security_groups"] == [{"name": "web"}]
+    async with api.cloud.db.read() as conn:
+        bound = (await conn.execute(select(t.port_security_group.c.security_group_id)
+                                    .select_from(t.port_security_group.join(
+                                        t.port, t.port.c.id == t.port_security_group.c.port_id))
+                                    .where(t.port.c.device_id == uuid))).scalars().all()
+    assert bound == [web]
