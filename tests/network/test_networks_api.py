@@ -192,3 +192,17 @@ async def test_tags(api):
     await call(api, "DELETE", base, token="u1:p1", status=204)
     _, body = await call(api, "GET", base, token="u1:p1", status=200)
     assert body["tags"] == []
+
+
+async def test_unsharing_a_network_others_use_is_refused(api):
+    net = await network(api, shared=True, name="s")
+    await subnet(api, net["id"], "10.40.0.0/24")
+    await port(api, net["id"], token="u2:p2")
+    kind, msg = await error_of(api, "PUT", f"/v2.0/networks/{net['id']}",
+                               {"network": {"shared": False}}, status=409)
+    assert kind == "InvalidSharedSetting" and "Multiple tenants are using it" in msg
+    kind, msg = await error_of(api, "PUT", f"/v2.0/networks/{net['id']}",
+                               {"network": {"provider:network_type": "flat"}}, status=400)
+    assert kind == "InvalidInput"
+    _, body = await call(api, "GET", f"/v2.0/networks/{net['id']}", status=200)
+    assert body["network"]["shared"] is True and body["network"]["revision_number"] == 0
