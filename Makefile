@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test bench lint system-deps test-system-deps image-system-deps virt-system-deps \
+        console-system-deps metadata-system-deps serve-novnc \
         serve-virt venv test-venv clean
 
 # --- system packages (Debian's) ---------------------------------------------
@@ -18,7 +19,8 @@ system-deps:
 	  echo "installing python3-venv"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 
-test-system-deps: system-deps image-system-deps virt-system-deps
+test-system-deps: system-deps image-system-deps virt-system-deps console-system-deps \
+                  metadata-system-deps
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
@@ -43,6 +45,27 @@ virt-system-deps:
 	    $(SUDO) apt-get install -y -qq $(VIRT_PACKAGES); \
 	fi
 
+# noVNC's page for remote consoles (served from /usr/share/novnc) and headless
+# Chromium, which the console test drives to screenshot a guest's screen.
+CONSOLE_PACKAGES := novnc chromium-headless-shell
+console-system-deps:
+	@if [ ! -f /usr/share/novnc/vnc_lite.html ] || ! command -v chromium-headless-shell >/dev/null; then \
+	  echo "installing noVNC and headless Chromium (Debian's $(CONSOLE_PACKAGES))"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(CONSOLE_PACKAGES); \
+	fi
+
+# The metadata tests: isoinfo (genisoimage) reads config drives back as a second,
+# independent ISO 9660 reader; the metadata proxy's tests plug a namespaced
+# "guest" into a bridge (iproute2) and DNAT 169.254.169.254 to it (nftables).
+METADATA_PACKAGES := genisoimage iproute2 nftables
+metadata-system-deps:
+	@if ! command -v isoinfo >/dev/null || ! command -v ip >/dev/null || ! command -v nft >/dev/null; then \
+	  echo "installing Debian's $(METADATA_PACKAGES) for the metadata tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(METADATA_PACKAGES); \
+	fi
+
 # `make serve`: libvirt when it can be had. As root the packages are installed;
 # otherwise the one command to run is printed and serve uses the fake driver.
 serve-virt:
@@ -53,6 +76,18 @@ serve-virt:
 	else \
 	  echo "cloudd: for real VMs install libvirt and QEMU first:"; \
 	  echo "  sudo apt-get install -y $(VIRT_PACKAGES)"; \
+	fi
+
+# `make serve`: noVNC for `openstack console url show` (as root it is installed;
+# otherwise the command is printed and consoles answer 404 for the page).
+serve-novnc:
+	@if [ -f /usr/share/novnc/vnc_lite.html ]; then \
+	  exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends novnc; \
+	else \
+	  echo "cloudd: for the noVNC console page install noVNC: sudo apt-get install -y novnc"; \
 	fi
 
 # --- the virtualenv -----------------------------------------------------------
@@ -82,7 +117,7 @@ venv: $(VENV)/.base
 test-venv: $(VENV)/.test $(TEMPEST_VENV)/.done
 
 # --- the two commands -----------------------------------------------------------
-serve: venv image-system-deps serve-virt
+serve: venv image-system-deps serve-virt serve-novnc
 	@if command -v libvirtd >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  pgrep -x libvirtd >/dev/null || libvirtd -d; pgrep -x virtlogd >/dev/null || virtlogd -d; \
 	  $(BIN)/pip install -q -e '.[libvirt]' && exec $(BIN)/cloudd serve --local-agent libvirt; \

@@ -106,6 +106,8 @@ class ComputeConfig(Section):
     ram_weight_multiplier: float = 1.0
     cpu_weight_multiplier: float = 1.0
     build_failure_weight_multiplier: float = 1000000.0
+    # Give every guest a config drive, asked for or not (Nova's force_config_drive).
+    force_config_drive: bool = False
 
 
 class QuotaConfig(Section):
@@ -181,6 +183,53 @@ class LibvirtConfig(Section):
     # A kernel the virt_type probe boots under KVM (default: the host's own
     # /boot/vmlinuz-*, if any).
     probe_kernel: str = ""
+    # Guests' VNC servers listen on this address (a port chosen by libvirt) and
+    # their serial consoles on a TCP port of serial_port_range ("LOW:HIGH") on
+    # it; the controller's console proxy connects there.
+    vnc_listen: str = "127.0.0.1"
+    serial_port_range: str = Field(default="10000:20000", pattern=r"^\d{1,5}:\d{1,5}$")
+
+
+class MetadataConfig(Section):
+    # What guests read from their config drive and the metadata service.
+    # Guests' host names are NAME.DHCP_DOMAIN (Nova's [api] dhcp_domain); "" for NAME.
+    dhcp_domain: str = "novalocal"
+    # A JSON file served as vendor_data.json (and as "static" in
+    # vendor_data2.json), Nova's [api] vendordata_jsonfile_path; "" serves {}.
+    vendordata_jsonfile_path: str = ""
+
+
+class ConsoleConfig(Section):
+    # Remote consoles: noVNC and the serial console over websockets on the main
+    # port, each URL behind a one-time token (Nova's [vnc] / [serial_console]).
+    vnc_enabled: bool = True
+    serial_enabled: bool = True
+    # Seconds a console token stays valid (Nova's [consoleauth] token_ttl).
+    token_ttl: int = Field(default=600, gt=0)
+    # The noVNC files served at /console/novnc/ (Debian's novnc package).
+    novnc_dir: str = "/usr/share/novnc"
+    # Origins (host or host:port) allowed to open console websockets besides
+    # the public URL's and the request's own host, comma separated.
+    allowed_origins: str = ""
+
+
+class NetworkConfig(Section):
+    # The Network API (Neutron v2.0 subset). Bootstrap makes the shared network
+    # "default" (network type local: an isolated bridge per host, NAT to the
+    # host's uplink) with one IPv4 subnet of default_cidr; "" makes none.
+    default_cidr: str = "10.253.0.0/24"
+    default_network_name: str = "default"
+    # The MTU of new networks (Neutron's global_physnet_mtu).
+    global_physnet_mtu: int = Field(default=1500, ge=68)
+    # Physical networks flat and vlan provider networks may name, comma
+    # separated; "*" allows any (Neutron's [ml2_type_flat] flat_networks).
+    physical_networks: str = "*"
+    # Neutron's [quotas] defaults per project; -1 is unlimited.
+    quota_network: int = Field(default=100, ge=-1)
+    quota_subnet: int = Field(default=100, ge=-1)
+    quota_port: int = Field(default=500, ge=-1)
+    quota_security_group: int = Field(default=10, ge=-1)
+    quota_security_group_rule: int = Field(default=100, ge=-1)
 
 
 class Config(Section):
@@ -196,7 +245,10 @@ class Config(Section):
     agent: AgentConfig = AgentConfig()
     fake_driver: FakeDriverConfig = FakeDriverConfig()
     libvirt: LibvirtConfig = LibvirtConfig()
+    console: ConsoleConfig = ConsoleConfig()
     image: ImageConfig = ImageConfig()
+    metadata: MetadataConfig = MetadataConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -187,6 +187,9 @@ class Executor:
                 out = await self.driver.console_output(
                     args.get("uuid"), int(lines) if lines is not None else None)
                 return {"ok": True, "data": {"output": out}, "error": None}
+            if op == "console_info":
+                info = await self.driver.console_info(args.get("uuid"), args.get("kind"))
+                return {"ok": True, "data": info or {}, "error": None}
             raise DriverError(f"unknown call {op!r}")
         except DriverError as e:
             return {"ok": False, "data": None, "error": str(e)}

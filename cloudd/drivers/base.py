@@ -62,6 +62,10 @@ class InstanceSpec:
     metadata: dict = field(default_factory=dict)
     user_data: str | None = None
     key_data: str | None = None
+    # The guest's vifs (docs/network-design.md) and its config drive's files
+    # ({"files": {path: base64}}), or None for no config drive.
+    network_info: list = field(default_factory=list)
+    config_drive: dict | None = None
 
 
 @dataclass
@@ -116,6 +120,11 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def console_output(self, uuid: str, lines: int | None = None) -> str: ...
+
+    async def console_info(self, uuid: str, kind: str) -> dict | None:
+        """Where the running guest's ``kind`` console ("vnc" or "serial") listens:
+        {"host", "port"}; None when it has no such console (the default)."""
+        return None
 
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""

@@ -39,7 +39,8 @@ class ServiceSpec:
 
 # Each API package exposes SPEC in its api module; later APIs add a line here.
 SERVICE_MODULES = ["cloudd.services.identity.api", "cloudd.services.placement.api",
-                   "cloudd.services.compute.api", "cloudd.services.image.api"]
+                   "cloudd.services.compute.api", "cloudd.services.image.api",
+                   "cloudd.services.network.api"]
 
 _ROOT_SPEC = ServiceSpec("", identity_style,
                          "You are not authorized to perform the requested action: {rule}.",
@@ -101,6 +102,8 @@ def build_root(cloud) -> web.Application:
     app.router.add_get("/healthz", healthz)
     from cloudd.services.compute import agent_hub
     agent_hub.mount(app)                        # the compute agents' websocket
+    from cloudd.services.console import proxy as console_proxy
+    console_proxy.mount(app)                    # noVNC and the console websockets
     for spec in specs.values():
         for method, path, handler in spec.routes():
             app.router.add_route(method, f"/{spec.name}{path}", handler)

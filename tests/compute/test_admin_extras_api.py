@@ -150,9 +150,9 @@ async def test_instance_usage_audit_log_reports_unaudited_hosts(api):
     await call(api, "GET", "/v2.1/os-instance_usage_audit_log", token=ALICE, status=403)
 
 
-async def test_os_networks_lists_no_networks(api):
+async def test_os_networks_lists_the_shared_default_network(api):
     _, body = await call(api, "GET", "/v2.1/os-networks", token=ALICE, status=200)
-    assert body == {"networks": []}
+    assert [n["label"] for n in body["networks"]] == ["default"]
     await call(api, "GET", f"/v2.1/os-networks/{uuidlib.uuid4()}", status=404)
     await call(api, "GET", "/v2.1/os-networks", version="2.36", status=404)
 
@@ -237,6 +237,11 @@ async def test_remove_and_add_security_groups(api):
                token=ALICE, status=202)
     _, body = await call(api, "GET", path, token=ALICE, status=200)
     assert "security_groups" not in body["server"]
+    _, err = await call(api, "POST", path + "/action", {"addSecurityGroup": {"name": "web"}},
+                        token=ALICE, status=404)
+    assert err["itemNotFound"]["message"] == "Security group web is not found for project p1"
+    await call(api, "POST", "/v2.1/os-security-groups", {"security_group": {
+        "name": "web", "description": ""}}, token=ALICE, status=200)
     await call(api, "POST", path + "/action", {"addSecurityGroup": {"name": "web"}},
                token=ALICE, status=202)
     _, body = await call(api, "GET", path, token=ALICE, status=200)

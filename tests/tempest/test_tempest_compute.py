@@ -1,7 +1,9 @@
 """Tempest's compute API tests against `cloudd serve` with two fake-driver agents.
 
 Tempest (from PyPI, in `.tempest-venv`, made by `make test`) runs its own
-tests with its own response schemas; this module starts the cloud, writes
+tests with its own response schemas, with the network service on (servers
+boot on the shared ``default`` network; Tempest skips what needs a Neutron
+extension cloudd does not list); this module starts the cloud, writes
 the tempest.conf, runs the selection and reports the pass/skip/fail counts
 and every skip reason (printed at the end of the run by tests/summaries.py).
 Run on SQLite: the compute code paths are the same on PostgreSQL, which the
@@ -18,6 +20,7 @@ import urllib.request
 
 import pytest
 
+from cloudd.services.network import extensions
 from cloudd.testing import tempest
 from cloudd.testing.agents import AgentProcess
 from cloudd.testing.process import DIRECT, CloudProcess
@@ -96,7 +99,8 @@ def results(tmp_path_factory):
         tempest.write_conf(workspace, url=cloud.url, admin=cloud.admin_auth(),
                            image_ref=upload_image(cloud, "tempest-image"),
                            image_ref_alt=upload_image(cloud, "tempest-image-alt"),
-                           min_compute_nodes=len(HOSTS))
+                           min_compute_nodes=len(HOSTS),
+                           network_extensions=[e[0] for e in extensions.EXTENSIONS])
         yield tempest.run(workspace, SELECTION, exclude=EXCLUDE)
     finally:
         for agent in agents:

@@ -36,6 +36,7 @@ CASES = {
                     device="cdrom")),
         nics=(Nic("fa:16:3e:00:00:01", "cloudd-br-1", tap="cdtap0123abcd", mtu=1450),),
         console_log=f"/i/{UUID}/console.log", vnc_listen="127.0.0.1",
+        serial_host="127.0.0.1", serial_port=10007,
         flavor_name="m1.medium", project_id="p1", user_id="u1"),
 }
 

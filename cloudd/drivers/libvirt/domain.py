@@ -3,9 +3,11 @@
 Nothing here touches libvirt or the disk: ``render(Domain(...))`` returns
 the XML text, so golden files pin down exactly what a guest gets.
 
-The serial console is a pty with a log file (as Nova does with virtlogd):
-the log keeps what the guest printed for ``os-getConsoleOutput`` while the
-pty stays free for an interactive serial console.
+The serial console has a log file (as Nova does with virtlogd): the log
+keeps what the guest printed for ``os-getConsoleOutput`` while the console
+itself stays free for an interactive session, on a TCP port bound on the
+host (``serial_host``/``serial_port``, Nova's serial_console) when one is
+given, else a pty. VNC listens on ``vnc_listen`` with a port libvirt picks.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Domain:
     ramdisk: str | None = None
     cmdline: str | None = None
     console_log: str | None = None
+    serial_host: str | None = None          # serial console on TCP (bind) ...
+    serial_port: int | None = None          # ... else a pty
     vnc_listen: str | None = None           # None: no graphics
     flavor_name: str = ""
     project_id: str = ""
@@ -120,11 +124,20 @@ def _nic(devices: ET.Element, nic: Nic) -> None:
 
 
 def _consoles(devices: ET.Element, d: Domain) -> None:
-    serial = _sub(devices, "serial", type="pty")
+    tcp = bool(d.serial_host and d.serial_port)
+
+    def chardev(tag: str) -> ET.Element:
+        el = _sub(devices, tag, type="tcp" if tcp else "pty")
+        if tcp:
+            _sub(el, "source", mode="bind", host=d.serial_host, service=str(d.serial_port))
+            _sub(el, "protocol", type="raw")
+        return el
+
+    serial = chardev("serial")
     if d.console_log:
         _sub(serial, "log", file=d.console_log, append="off")
     _sub(serial, "target", port="0")
-    console = _sub(devices, "console", type="pty")
+    console = chardev("console")
     _sub(console, "target", type="serial", port="0")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cloudd.drivers.base import (Driver, DriverError, HostResources, InstanceInfo,
                                  InstanceSpec, LifecycleEvent, PowerState)
-from cloudd.drivers.libvirt import disks
+from cloudd.drivers.libvirt import consoles, disks
 from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, domain_name, render
 from cloudd.drivers.libvirt.imagecache import ImageCache
 
@@ -118,7 +118,9 @@ class LibvirtDriver(Driver):
                  virt_type: str = "auto", instances_dir: Path,
                  image_cache: ImageCache | None = None,
                  shutdown_timeout: float = 60.0, disk_cache: str = "none",
-                 probe_kernel: str = "", traverse_root: Path | None = None) -> None:
+                 probe_kernel: str = "", traverse_root: Path | None = None,
+                 vnc_listen: str | None = "127.0.0.1",
+                 serial_port_range: tuple[int, int] | None = (10000, 20000)) -> None:
         self.hostname = hostname
         self.uri = uri
         self.wanted_virt_type = virt_type
@@ -129,6 +131,9 @@ class LibvirtDriver(Driver):
         self.disk_cache = disk_cache
         self.probe_kernel = probe_kernel
         self.traverse_root = traverse_root
+        self.vnc_listen = vnc_listen
+        self.serial_port_range = serial_port_range
+        self._serial_ports: dict[str, int] = {}     # chosen, not yet seen in a domain
         self.conn = None
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
@@ -147,7 +152,9 @@ class LibvirtDriver(Driver):
             if controller else None
         return cls(hostname, uri=lv.uri, virt_type=lv.virt_type, instances_dir=instances,
                    image_cache=cache, shutdown_timeout=lv.shutdown_timeout,
-                   probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir)
+                   probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir,
+                   vnc_listen=lv.vnc_listen or None,
+                   serial_port_range=consoles.port_range(lv.serial_port_range))
 
     # --- connection ---------------------------------------------------------------
 
@@ -297,7 +304,10 @@ class LibvirtDriver(Driver):
                       disks=tuple(disk_list),
                       kernel=str(kernel) if kernel else None,
                       ramdisk=str(ramdisk) if ramdisk else None, cmdline=cmdline,
-                      console_log=str(directory / "console.log"))
+                      console_log=str(directory / "console.log"),
+                      vnc_listen=self.vnc_listen,
+                      serial_host=self.vnc_listen if self.vnc_listen else None,
+                      serial_port=await self._serial_port(spec.uuid))
 
     async def spawn(self, spec: InstanceSpec) -> None:
         dom = await self._domain(spec.uuid, missing_ok=True)
@@ -326,6 +336,7 @@ class LibvirtDriver(Driver):
             except DriverError:
                 await self._call(dom.undefine)
         await asyncio.to_thread(shutil.rmtree, self._dir(uuid), True)
+        self._serial_ports.pop(uuid, None)
 
     async def _wait_off(self, dom, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -392,6 +403,30 @@ class LibvirtDriver(Driver):
     async def console_output(self, uuid: str, lines: int | None = None) -> str:
         return await asyncio.to_thread(disks.console_tail,
                                        self._dir(uuid) / "console.log", lines)
+
+    async def _serial_port(self, uuid: str) -> int | None:
+        """The guest's serial console port: the one its domain has, else a free
+        one of serial_port_range no other cloudd guest uses."""
+        if not self.vnc_listen or not self.serial_port_range:
+            return None
+        conn = self._conn()
+        port = await asyncio.to_thread(consoles.choose_serial_port, conn, domain_name(uuid),
+                                       self.vnc_listen, self.serial_port_range,
+                                       set(self._serial_ports.values()) - {
+                                           self._serial_ports.get(uuid)})
+        if port is None:
+            raise DriverError(f"no free serial console port in {self.serial_port_range} "
+                              f"on {self.vnc_listen}")
+        self._serial_ports[uuid] = port
+        return port
+
+    async def console_info(self, uuid: str, kind: str) -> dict | None:
+        """Where the running guest's VNC or serial console listens (its live XML)."""
+        dom = await self._domain(uuid, missing_ok=True)
+        if dom is None or not await self._call(dom.isActive):
+            return None
+        xml = await self._call(dom.XMLDesc, 0)
+        return consoles.listener(xml, kind)
 
     async def snapshot(self, uuid: str, upload) -> None:
         """A standalone qcow2 of the root disk (no backing file), uploaded."""

@@ -126,7 +126,7 @@ async def rebuild_start(ctx) -> None:
             image = {"id": p["image_ref"]}
             if isinstance(old, dict) and old.get("id") == p["image_ref"]:
                 image = old
-        spec = await spawn_spec(conn, inst, image=image)
+        spec = await spawn_spec(conn, inst, image=image, cloud=ctx.compute.cloud)
         if isinstance(p.get("metadata"), dict):
             spec["metadata"] = p["metadata"]
         p["_orig_vm_state"] = inst.vm_state

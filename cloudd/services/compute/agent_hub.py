@@ -420,4 +420,6 @@ def mount(app: web.Application) -> None:
     from cloudd.services.compute import agent_images
     app.router.add_get(PATH, agent_endpoint)
     agent_images.mount(app)
+    from cloudd.services.metadata import endpoint as metadata_endpoint
+    metadata_endpoint.mount(app)                # the agents' metadata proxies
     app.on_shutdown.append(_on_shutdown)

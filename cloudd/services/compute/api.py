@@ -23,7 +23,9 @@ RESOURCE_MODULES = [
     "availability_zones", "aggregates", "compute_services", "hypervisors", "usage",
     "servers", "server_actions", "server_metadata", "server_tags", "instance_actions",
     "server_groups", "server_admin_actions", "server_diagnostics", "server_external_events",
-    "os_hosts", "os_migrations", "os_networks", "instance_usage_audit_log",
+    "os_hosts", "os_migrations", "os_networks", "instance_usage_audit_log", "server_ips",
+    "server_password", "security_groups",
+    "remote_consoles",
 ]
 
 _UPDATED = {"v2.0": "2011-01-21T11:33:21Z", "v2.1": "2013-07-23T11:33:21Z"}

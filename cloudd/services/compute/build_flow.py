@@ -11,7 +11,15 @@ delete  start:   no host (never scheduled) or the host's service down
                  guest when it comes back) -> finish now; else ``destroy``
                  on every host that may hold the guest -> destroyed
         destroyed: release placement (instance and migration consumers),
-                 mark deleted, leave server groups, finish the action.
+                 mark deleted, leave server groups, free the ports and IPs
+                 (``network.deallocate_for_instance``), finish the action.
+
+The build's ``start`` step allocates the instance's ports bound to the chosen
+host in the transaction that enqueues ``spawn`` (their vifs are the spec's
+``network_info``, with ``config_drive`` when the instance has one); a
+reschedule or a failed build frees them in the transaction that moves on; an
+allocation error fails the build without a reschedule, as Nova's
+BuildAbortException does.
 
 Nova's messages: no candidates -> "No valid host was found. " (its reason is
 empty), filtered out -> "No valid host was found. There are not enough
@@ -98,13 +106,61 @@ async def build_start(ctx) -> None:
             # This transaction also moves the task on, so no earlier run of this
             # step left an event open (a reschedule finished its event).
             await rec.event_start(conn, ctx.action_id, EV_BUILD, host=sel.host, fresh=True)
-            await ctx.enqueue(conn, sel.host, "spawn",
-                              {"spec": await spawn_spec(conn, inst)})
+            vifs = await _allocate(ctx, conn, inst, spec, sel.host,
+                                   values.get("availability_zone") or inst.availability_zone)
+            await ctx.enqueue(conn, sel.host, "spawn", {"spec": await spawn_spec(
+                conn, inst, cloud=ctx.compute.cloud, network_info=vifs)})
             ctx.payload["_host"] = sel.host
             await ctx.wait(conn, "spawned")
+    except NetworkAllocationFailed as exc:
+        # Nova's BuildAbortException from _build_resources: no reschedule.
+        await placement.release(inst.uuid)
+        message = f"Build of instance {inst.uuid} aborted: {NETWORK_FAILED}"
+        async with ctx.txn() as conn:
+            await rec.event_start(conn, ctx.action_id, EV_BUILD, host=sel.host, fresh=True)
+            await fail(ctx, conn, message, event=EV_BUILD, at_host=sel.host,
+                       details=exc.detail, host=None, node=None)
+        return
     except BaseException:
         await placement.release(inst.uuid)
         raise
+
+
+NETWORK_FAILED = "Failed to allocate the network(s), not rescheduling."
+
+
+class NetworkAllocationFailed(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def _allocate(ctx, conn, inst, spec: dict, host: str, zone: str | None) -> list | None:
+    """The instance's ports, made (or bound) for ``host`` in the step's
+    transaction; None when the cloud has no network service."""
+    network = ctx.compute.network
+    if network is None:
+        return None
+    requested = spec.get("networks")
+    if requested is None:
+        requested = "auto"          # before 2.37 no networks meant "get me one"
+    try:
+        return await network.allocate_for_instance(
+            conn, instance_uuid=inst.uuid, project_id=inst.project_id, host=host,
+            zone=zone or ctx.cfg.compute.default_availability_zone, requested=requested,
+            security_groups=list(spec.get("security_groups") or ["default"]))
+    except Exception as exc:
+        from cloudd.web.errors import ApiError
+        if not isinstance(exc, ApiError) and type(exc).__module__.startswith("sqlalchemy"):
+            raise                   # a database fault: the step is retried
+        detail = getattr(exc, "message", None) or str(exc)
+        raise NetworkAllocationFailed(str(detail)) from exc
+
+
+async def _deallocate(ctx, conn) -> None:
+    network = ctx.compute.network
+    if network is not None:
+        await network.deallocate_for_instance(conn, ctx.instance_uuid)
 
 
 async def build_spawned(ctx) -> None:
@@ -135,6 +191,7 @@ async def build_spawned(ctx) -> None:
                                    details=message)
             await ctx.update_instance(conn, host=None, node=None,
                                       task_state=states.SCHEDULING)
+            await _deallocate(ctx, conn)        # the next host gets its own ports
             ctx.payload["_tried"] = sorted(set(ctx.payload.get("_tried") or []) | {host})
             await ctx.goto(conn, "start", attempts=ctx.task.attempts + 1)
         return
@@ -143,6 +200,7 @@ async def build_spawned(ctx) -> None:
     else:
         message = f"Build of instance {uuid} aborted: {error}"
     async with ctx.txn() as conn:
+        await _deallocate(ctx, conn)            # Nova's _cleanup_allocated_networks
         await fail(ctx, conn, message, event=EV_BUILD, at_host=host, details=error,
                    host=None, node=None)
 
@@ -201,6 +259,7 @@ async def _complete_delete(ctx, *, event: bool) -> None:
     async with ctx.txn() as conn:
         await conn.execute(delete(t.server_group_member).where(
             t.server_group_member.c.instance_uuid == uuid))
+        await _deallocate(ctx, conn)            # after the destroy: ports and IPs freed
         await succeed(ctx, conn, event=EV_TERMINATE if event else None,
                       at_host=inst.host if inst is not None else None,
                       vm_state=states.DELETED, power_state=NOSTATE, deleted=True,

@@ -38,8 +38,13 @@ def power_of(result: dict | None, default: int) -> int:
 
 
 async def spawn_spec(conn, inst, *, flavor: dict | None = None,
-                     image: dict | None = None) -> dict:
-    """cloudd.drivers.base.InstanceSpec as a dict, for spawn/resize/rebuild."""
+                     image: dict | None = None, cloud=None,
+                     network_info: list | None = None) -> dict:
+    """cloudd.drivers.base.InstanceSpec as a dict, for spawn/resize/rebuild.
+
+    With ``cloud``: ``network_info`` (the given vifs, else the instance's
+    ports as they are) and ``config_drive`` (its files when the instance has
+    one, docs/network-design.md)."""
     flavor = flavor if flavor is not None else loads(inst.flavor)
     req = loads(inst.request_spec)
     if image is None:
@@ -56,7 +61,38 @@ async def spawn_spec(conn, inst, *, flavor: dict | None = None,
             "ephemeral_gb": int(flavor.get("ephemeral_gb") or 0),
             "swap_mb": int(flavor.get("swap") or 0),
             "image": image, "metadata": meta,
-            "user_data": inst.user_data, "key_data": inst.key_data}
+            "user_data": inst.user_data, "key_data": inst.key_data,
+            "network_info": await _network_info(conn, cloud, inst, network_info),
+            "config_drive": await config_drive(conn, cloud, inst, image)}
+
+
+async def _network_info(conn, cloud, inst, given: list | None) -> list:
+    if given is not None:
+        return list(given)
+    network = getattr(cloud, "network", None)
+    if network is None:
+        return []
+    return list((await network.vifs_for_instances(conn, [inst.uuid])).get(inst.uuid) or [])
+
+
+def wants_config_drive(cfg, inst, image: dict | None = None) -> bool:
+    """Nova's configdrive.required_by: asked for, forced, or the image's
+    ``img_config_drive=mandatory``."""
+    props = (image or {}).get("properties") or {}
+    return bool(inst.config_drive) or bool(cfg.compute.force_config_drive) or \
+        props.get("img_config_drive") == "mandatory"
+
+
+async def config_drive(conn, cloud, inst, image: dict | None = None) -> dict | None:
+    """{"files": {path: base64}} for the instance's config drive, or None."""
+    if cloud is None or not wants_config_drive(cloud.config, inst, image):
+        return None
+    try:
+        from cloudd.services.metadata import documents
+    except ImportError:         # the metadata service is not part of this build
+        return None
+    files = await documents.instance_documents(cloud, conn, inst.uuid)
+    return documents.config_drive_spec(files) if files else None
 
 
 async def fail(ctx, conn, message: str, *, event: str | None = None,

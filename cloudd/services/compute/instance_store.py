@@ -87,6 +87,7 @@ class Extras:
     faults: dict[str, object] = field(default_factory=dict)
     groups: dict[str, list] = field(default_factory=dict)
     host_status: dict[str, str] = field(default_factory=dict)
+    vifs: dict[str, list] = field(default_factory=dict)     # the network service's
 
 
 def _chunks(items: list, size: int = 500):
@@ -96,7 +97,7 @@ def _chunks(items: list, size: int = 500):
 
 async def load_extras(conn, rows, *, faults: bool = True, tags: bool = True,
                       groups: bool = True, host_status: bool = False,
-                      service_down_time: float = 60.0) -> Extras:
+                      service_down_time: float = 60.0, network=None) -> Extras:
     out = Extras()
     uuids = [r.uuid for r in rows]
     for u in uuids:
@@ -126,6 +127,10 @@ async def load_extras(conn, rows, *, faults: bool = True, tags: bool = True,
                 out.faults[row.instance_uuid] = row        # the latest wins
     if host_status:
         out.host_status = await host_statuses(conn, rows, service_down_time)
+    if network is not None:
+        wanted = [r.uuid for r in rows if not r.deleted and r.vm_state != states.BUILDING]
+        for part in _chunks(wanted):
+            out.vifs.update(await network.vifs_for_instances(conn, part))
     return out
 
 
@@ -180,6 +185,7 @@ class ListQuery:
     not_tags_any: list[str] | None = None
     locked: bool | None = None
     ip: str | None = None
+    addresses: dict = field(default_factory=dict)   # uuid -> fixed IPs, for ``ip``
     sort_keys: list[str] = field(default_factory=lambda: ["created_at"])
     sort_dirs: list[str] = field(default_factory=lambda: ["desc"])
     limit: int = 1000
@@ -244,8 +250,11 @@ def _python_match(q: ListQuery, row) -> bool:
             return False
     if q.flavor is not None and flavor_of(row).get("id") != q.flavor:
         return False
-    # No addresses until the network service exists: an ip filter matches none.
-    return q.ip is None
+    if q.ip is not None:
+        # Nova's _ip_filter: the pattern matches the start of a fixed address.
+        pattern = compile_regex(q.ip)
+        return any(pattern.match(ip) for ip in q.addresses.get(row.uuid, ()))
+    return True
 
 
 def _sort_key(row, keys: list[str], dirs: list[str]):
@@ -283,11 +292,12 @@ class _Rev:
         return self.v == other.v
 
 
-async def list_instances(conn, q: ListQuery) -> list:
+async def list_instances(conn, q: ListQuery, *, network=None) -> list:
     """Rows matching ``q``, ordered, after ``q.marker``, at most ``q.limit``.
 
     Filters SQL cannot express portably (name regexes, the flavor in the
-    instance's JSON) run in Python over the SQL-filtered rows.
+    instance's JSON, ``ip`` over the addresses ``network`` gives) run in
+    Python over the SQL-filtered rows.
     """
     keys = list(q.sort_keys)
     dirs = list(q.sort_dirs) + [q.sort_dirs[-1] if q.sort_dirs else "desc"] * len(keys)
@@ -303,6 +313,11 @@ async def list_instances(conn, q: ListQuery) -> list:
         query = query.order_by(*_sql_order(conn, keys, dirs)).limit(max(q.limit, 0))
         return (await conn.execute(query)).all()
     rows = (await conn.execute(query)).all()
+    if q.ip is not None and network is not None:
+        for part in _chunks([r.uuid for r in rows]):
+            for uuid, vifs in (await network.vifs_for_instances(conn, part)).items():
+                q.addresses[uuid] = [ip for vif in vifs for sub in vif.get("subnets") or []
+                                     for ip in sub.get("ips") or []]
     rows = [r for r in rows if _python_match(q, r)]
     rows.sort(key=lambda r: _sort_key(r, keys, dirs))
     if q.marker is not None:

@@ -85,6 +85,9 @@ async def middleware(request: web.Request, handler) -> web.StreamResponse:
         raise
     request["compute_mv"] = version
     echo = headers(version) if versioned else {}
+    if request.get("request_id"):
+        # Nova's compute_req_id middleware: the request id under its old name too.
+        echo["x-compute-request-id"] = request["request_id"]
     try:
         response = await handler(request)
     except ApiError as err:

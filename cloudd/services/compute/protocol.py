@@ -46,16 +46,30 @@ Commands (durable, from the outbox; idempotent on the agent):
   rebuild   {"spec"}                   # destroy then spawn from spec's image
   snapshot  {"uuid", "image_id"}       # upload the root disk to PUT
                                        # /agent/v1/images/IMAGE/file (queued image)
+  network_update {"uuid", "network_info": [vif]}
+                                       # re-apply the instance's security group
+                                       # rules and DHCP entries on the host
+                                       # (``HostNetwork.update``; a no-op for the
+                                       # fake driver)
+
+The spec of spawn/rebuild/resize carries ``network_info`` (a list of vifs,
+docs/network-design.md) and ``config_drive`` ({"files": {PATH: BASE64}} or
+null); an older agent ignores spec fields it does not know.
 Calls (answered at once, never queued):
   console_output {"uuid", "lines": int | None} -> data {"output": str}
+  console_info {"uuid", "kind": "vnc" | "serial"} -> data {"host": str, "port": int}
+                                       # where the running guest's console listens,
+                                       # or {} when it has none (an older agent
+                                       # answers "unknown call": no console either)
 """
 
 VERSION = 1
 MIN_VERSION = 1
 
 COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
-                      "unpause", "suspend", "resume", "resize", "rebuild", "snapshot"})
-CALLS = frozenset({"console_output"})
+                      "unpause", "suspend", "resume", "resize", "rebuild", "snapshot",
+                      "network_update"})
+CALLS = frozenset({"console_output", "console_info"})
 
 # The websocket endpoint on the controller's main port.
 PATH = "/agent/v1"

@@ -126,7 +126,7 @@ async def resize_schedule(ctx) -> None:
             await ctx.update_instance(conn, task_state=states.RESIZE_MIGRATING)
             await rec.event_finish(conn, ctx.action_id, EV_MIGRATE)
             await rec.event_start(conn, ctx.action_id, EV_RESIZE, host=source)
-            spec = await spawn_spec(conn, inst, flavor=new_flavor)
+            spec = await spawn_spec(conn, inst, flavor=new_flavor, cloud=ctx.compute.cloud)
             if sel.host == source:
                 await ctx.enqueue(conn, source, "resize", {"uuid": uuid, "spec": spec})
             else:
@@ -262,7 +262,7 @@ async def revert_start(ctx) -> None:
             await ctx.wait(conn, "dest_gone")
         else:
             old = loads(inst.old_flavor) or loads(inst.flavor)
-            spec = await spawn_spec(conn, inst, flavor=old)
+            spec = await spawn_spec(conn, inst, flavor=old, cloud=ctx.compute.cloud)
             await ctx.enqueue(conn, mig.source_compute, "resize",
                               {"uuid": inst.uuid, "spec": spec})
             await ctx.wait(conn, "resized_back")

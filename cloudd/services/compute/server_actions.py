@@ -25,6 +25,7 @@ from cloudd.services.compute import (
     flavor_store,
     instance_store,
     quota_store,
+    remote_consoles,
     server_admin_actions,
     server_create,
     server_schemas,
@@ -205,6 +206,11 @@ async def resize(request, uuid, body):
             await quota_store.enforce(conn, cfg, row.project_id, row.user_id, deltas)
         guard.payload["flavor"] = new
         guard.values["new_flavor"] = json.dumps(new)
+        if "disk_config" in guard.payload:
+            # Nova sets the instance's auto_disk_config as it accepts the resize.
+            spec = instance_store.spec_of(row)
+            spec["disk_config"] = guard.payload["disk_config"]
+            guard.values["request_spec"] = json.dumps(spec)
 
     await run_guarded(request, uuid, guard, prepare)
     return accepted()
@@ -394,7 +400,8 @@ async def action(request: web.Request) -> web.Response:
     if not body:
         raise ApiError(400, "Malformed request body")
     name = next(iter(body))
-    handler = ACTIONS.get(name) or server_admin_actions.ACTIONS.get(name)
+    handler = ACTIONS.get(name) or server_admin_actions.ACTIONS.get(name) \
+        or remote_consoles.ACTIONS.get(name)
     if handler is None:
         raise ApiError(400, f"There is no such action: {name}")
     return await handler(request, uuid, body)

@@ -6,9 +6,10 @@ os-resetState (admin) sets vm_state to active or error and clears
 task_state, recording a "resetState" instance action; a task still running
 for the server goes on (as Nova's compute does). Cold and live migration are
 not implemented: after the lookup (404) and policy (403) they answer 501.
-Security groups are names kept in the server's request spec (cloudd has no
-network service to enforce them); removing the last one leaves the server
-with none, and the server views then show no ``security_groups``.
+Security groups are names kept in the server's request spec (the views show
+them) and, with the network service, groups of every port of the server
+(the hosts re-apply the rules); removing the last one leaves the server with
+none, and the server views then show no ``security_groups``.
 """
 
 from __future__ import annotations
@@ -106,6 +107,48 @@ def _group_name(body: dict, action: str) -> str:
     return name
 
 
+async def _ports_groups(cloud, conn, row, name: str, add: bool) -> None:
+    """As Nova's add_to_instance / remove_from_instance with Neutron: the group
+    (by name or id, of the server's project) joins or leaves every port of the
+    server, and the hosts re-apply the rules (``ports_changed``)."""
+    import sqlalchemy as sa
+
+    from cloudd.services.network import secgroups
+    G, P, PSG = t.security_group, t.port, t.port_security_group
+    if add and name == "default":
+        await secgroups.ensure_default(conn, row.project_id)
+    found = await secgroups.groups(conn, sa.and_(
+        G.c.project_id == row.project_id, sa.or_(G.c.id == name, G.c.name == name)))
+    found = [g for g in found if g["id"] == name] or found
+    if not found and not add:
+        return                              # on no port either
+    if not found:
+        raise ApiError(404, f"Security group {name} is not found for project "
+                            f"{row.project_id}")
+    if len(found) > 1:
+        raise ApiError(409, f"Multiple security_group matches found for name '{name}', "
+                            "use an ID to be more specific.")
+    group_id = found[0]["id"]
+    ports = (await conn.execute(sa.select(P.c.id, P.c.port_security_enabled).where(
+        P.c.device_id == row.uuid, P.c.device_owner.like("compute:%")))).all()
+    # A server without ports yet (building) gets the groups of its spec when
+    # its ports are made.
+    for port in ports:
+        have = (await conn.execute(sa.select(PSG.c.port_id).where(
+            PSG.c.port_id == port.id, PSG.c.security_group_id == group_id))).first()
+        if add and have is None:
+            if not port.port_security_enabled:
+                raise ApiError(400, "Network requires port_security_enabled and subnet "
+                                    "associated in order to apply security groups.")
+            await conn.execute(PSG.insert().values(port_id=port.id,
+                                                   security_group_id=group_id))
+        elif not add and have is not None:
+            await conn.execute(PSG.delete().where(PSG.c.port_id == port.id,
+                                                  PSG.c.security_group_id == group_id))
+    await cloud.compute.ports_changed(conn, [row.uuid])
+    await secgroups.notify(cloud, conn, [group_id], skip=[row.uuid])
+
+
 def _security_group(action: str, rule: str, add: bool):
     async def handler(request: web.Request, uuid: str, body: dict) -> web.Response:
         name = _group_name(body, action)
@@ -122,6 +165,9 @@ def _security_group(action: str, rule: str, add: bool):
                                     f"instance {uuid}")
             else:
                 groups.remove(name)
+            cloud = common.cloud(request)
+            if cloud.compute.network is not None:
+                await _ports_groups(cloud, conn, row, name, add)
             spec["security_groups"] = groups
             await conn.execute(update(t.instance).where(t.instance.c.uuid == uuid).values(
                 request_spec=json.dumps(spec), updated_at=tasks.utcnow()))
@@ -129,8 +175,22 @@ def _security_group(action: str, rule: str, add: bool):
     return handler
 
 
+async def inject_network_info(request: web.Request, uuid: str, body: dict) -> web.Response:
+    """Nova's injectNetworkInfo (admin): the host re-applies the server's
+    network (a ``network_update`` with its vifs as they are now)."""
+    _only_key(body, "injectNetworkInfo")
+    ctx = common.context(request)
+    cloud = common.cloud(request)
+    async with cloud.db.write() as conn:
+        row = await instance_store.get(conn, uuid, servers.scope(request))
+        ctx.authorize(ADMIN_ACTIONS % "inject_network_info", {"project_id": row.project_id})
+        await cloud.compute.ports_changed(conn, [row.uuid])
+    return web.Response(status=202)
+
+
 ACTIONS = {
     "os-resetState": reset_state,
+    "injectNetworkInfo": inject_network_info,
     "migrate": _migration(_migrate_rule),
     "os-migrateLive": _migration(_live_rule),
     "addSecurityGroup": _security_group("addSecurityGroup", "add", True),

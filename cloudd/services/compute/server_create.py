@@ -142,6 +142,32 @@ def _networks(value):
     return out
 
 
+def _check_multiple(networks: list[dict]) -> None:
+    """Nova's compute API checks for max_count > 1 with explicit requests."""
+    if any(n.get("port") for n in networks):
+        raise ApiError(400, "Failed to launch instances: Unable to launch multiple "
+                            "instances with a single configured port ID. Please launch "
+                            "your instance one by one with different ports.")
+    if any(n.get("uuid") and n.get("fixed_ip") for n in networks):
+        raise ApiError(400, "Failed to launch instances: max_count cannot be greater "
+                            "than 1 if an fixed_ip is specified.")
+
+
+async def _validate_networks(cloud, conn, project_id: str, networks,
+                             security_groups: list[str]) -> None:
+    """The network service's checks of the request (Nova's validate_networks,
+    with its 400/404/409 messages); omitted networks are "auto" (Nova's
+    default before 2.37). Nothing to check in a cloud without networking."""
+    network = getattr(cloud, "network", None)
+    if network is None:
+        return
+    requested = "auto" if networks is None else networks
+    await network.validate_requested(conn, project_id, requested)
+    check_groups = getattr(network, "validate_security_groups", None)
+    if check_groups is not None and requested != "none":
+        await check_groups(conn, project_id, security_groups)
+
+
 async def _group_for(conn, ctx, is_admin: bool, hints: dict):
     group = hints.get("group")
     if isinstance(group, list):
@@ -251,7 +277,10 @@ async def create(request: web.Request) -> web.Response:
     tags = list(dict.fromkeys(server.get("tags") or [])) if mv >= (2, 52) else []
     sec_groups = sorted({g["name"] for g in server.get("security_groups") or []
                          if g.get("name")}) or ["default"]
-    config_drive = "True" if as_bool(server.get("config_drive", False)) else ""
+    config_drive = "True" if as_bool(server.get("config_drive", False)) or \
+        cfg.compute.force_config_drive else ""
+    if networks and not isinstance(networks, str) and max_count > 1:
+        _check_multiple(networks)
     flavor_id = id_from_href(server["flavorRef"])
 
     created: list[tuple[str, str]] = []
@@ -283,6 +312,7 @@ async def create(request: web.Request) -> web.Response:
         limits = await quota_store.limits_for(conn, cfg, ctx.project_id)
         await check_metadata_quota(conn, cfg, ctx.project_id, metadata, limits)
         group = await _group_for(conn, ctx, is_admin, hints)
+        await _validate_networks(cloud, conn, ctx.project_id, networks, sec_groups)
         count = await _quota_count(conn, cfg, ctx, flavor, min_count, max_count, limits)
         if group is not None:
             await quota_store.enforce_group_members(conn, cfg, ctx.project_id, group.id,

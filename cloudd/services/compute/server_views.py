@@ -109,6 +109,14 @@ class Viewer:
             out["properties"] = {}
         return out
 
+    def addresses(self, row, extras: instance_store.Extras, extend: bool = True) -> dict:
+        """Nova's addresses: {network name: [{"version", "addr"} + with
+        ``extend`` "OS-EXT-IPS:type" and "OS-EXT-IPS-MAC:mac_addr"]}; none while
+        the server is building."""
+        if row.vm_state == states.BUILDING:
+            return {}
+        return addresses_of(extras.vifs.get(row.uuid) or [], extend)
+
     def fault(self, fault) -> dict:
         out = {"code": fault.code, "created": common.isotime(fault.created_at),
                "message": fault.message}
@@ -127,7 +135,7 @@ class Viewer:
         server = {
             "accessIPv4": row.access_ip_v4 or "",
             "accessIPv6": row.access_ip_v6 or "",
-            "addresses": {},
+            "addresses": self.addresses(row, extras, extend=full),
             "created": common.isotime(row.created_at),
             "flavor": self.flavor(row),
             "hostId": host_id(row.project_id, row.host),
@@ -215,6 +223,22 @@ class Viewer:
             out["servers_links"] = [common.next_link(self.request, collection,
                                                      rows[-1].uuid)]
         return out
+
+
+def addresses_of(vifs: list[dict], extend: bool = True) -> dict:
+    """{network name: [address]} from vifs, in their order (Nova's ips view)."""
+    out: dict[str, list] = {}
+    for vif in vifs:
+        ips = out.setdefault(vif.get("network_name") or vif.get("network_id") or "", [])
+        for subnet in vif.get("subnets") or []:
+            for ip in subnet.get("ips") or []:
+                item = {"version": int(subnet.get("ip_version") or (6 if ":" in ip else 4)),
+                        "addr": ip}
+                if extend:
+                    item["OS-EXT-IPS:type"] = "fixed"
+                    item["OS-EXT-IPS-MAC:mac_addr"] = vif.get("mac")
+                ips.append(item)
+    return out
 
 
 def hints_view(hints: dict) -> dict:

@@ -243,12 +243,13 @@ async def _list(request: web.Request, detail: bool) -> web.Response:
         return web.json_response({"servers": []})
     cloud = common.cloud(request)
     async with cloud.db.read() as conn:
-        rows = await instance_store.list_instances(conn, q)
+        rows = await instance_store.list_instances(conn, q, network=cloud.compute.network)
         if not detail:
             return web.json_response(viewer.index(rows))
         extras = await instance_store.load_extras(
             conn, rows, groups=False, host_status=viewer.host_status is not None,
-            service_down_time=cloud.config.compute.service_down_time)
+            service_down_time=cloud.config.compute.service_down_time,
+            network=cloud.compute.network)
     return web.json_response(viewer.detail(rows, extras))
 
 
@@ -268,9 +269,11 @@ def scope(request) -> str | None:
 
 async def render(request, conn, row, mode: str = "show") -> dict:
     viewer = Viewer(request, row.project_id)
+    cloud = common.cloud(request)
     extras = await instance_store.load_extras(
         conn, [row], host_status=viewer.host_status is not None,
-        service_down_time=common.cloud(request).config.compute.service_down_time)
+        service_down_time=cloud.config.compute.service_down_time,
+        network=cloud.compute.network)
     return viewer.show(row, extras, mode=mode)
 
 

@@ -6,10 +6,17 @@ gives API handlers one place to reach them: ``request.app["cloud"].compute``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from sqlalchemy import event
+
 from cloudd.services.compute.agent_hub import AgentHub
 from cloudd.services.compute.conductor import Conductor
 from cloudd.services.compute.scheduler import Scheduler
 from cloudd.services.placement.service import PlacementService
+
+log = logging.getLogger("cloudd.compute")
 
 
 class ComputeService:
@@ -29,3 +36,58 @@ class ComputeService:
     def wake(self, task_id: str) -> None:
         """After the commit that wrote or advanced a task: let the conductor run it."""
         self.conductor.cast(task_id)
+
+    @property
+    def network(self):
+        """The in-process network service (``cloud.network``), or None."""
+        return getattr(self.cloud, "network", None)
+
+    async def ports_changed(self, conn, instance_uuids) -> None:
+        """Inside the caller's transaction (a security group rule or a port's
+        groups changed): one ``network_update`` command per live, placed
+        instance, with its vifs as they are now, for its host. The hub is
+        told after the commit (and its periodic kick sends what it missed)."""
+        from sqlalchemy import select
+
+        from cloudd.db import tables as t
+        from cloudd.services.compute import outbox, tasks
+        uuids = sorted(set(instance_uuids or []))
+        if not uuids or self.network is None:
+            return
+        inst = t.instance
+        rows = (await conn.execute(select(inst.c.uuid, inst.c.host).where(
+            inst.c.uuid.in_(uuids), inst.c.deleted == False,
+            inst.c.host.is_not(None)))).all()
+        # A build still at its first step has no spawn yet (its ports may be
+        # the ones being made in this very transaction): the spawn will carry
+        # the rules as they are then.
+        task = t.task
+        unspawned = {r.instance_uuid for r in await conn.execute(
+            select(task.c.instance_uuid).where(
+                task.c.instance_uuid.in_([r.uuid for r in rows]), task.c.kind == "build",
+                task.c.step == "start", task.c.state.in_(tasks.OPEN_STATES)))}
+        rows = [r for r in rows if r.uuid not in unspawned]
+        if not rows:
+            return
+        vifs = await self.network.vifs_for_instances(conn, [r.uuid for r in rows])
+        hosts = set()
+        for row in rows:
+            await outbox.enqueue(conn, host=row.host, op="network_update",
+                                 args={"uuid": row.uuid,
+                                       "network_info": vifs.get(row.uuid, [])},
+                                 instance_uuid=row.uuid)
+            hosts.add(row.host)
+        self._notify_after_commit(conn, hosts)
+
+    def _notify_after_commit(self, conn, hosts: set[str]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def committed(_conn) -> None:
+            # Fired as the transaction commits; the hub reads the rows a moment later.
+            for host in hosts:
+                loop.call_later(0.05, self.hub.notify, host)
+
+        try:
+            event.listen(conn.sync_connection, "commit", committed, once=True)
+        except Exception:  # noqa: BLE001 - the periodic kick still sends them
+            log.debug("no commit hook; the hub's periodic kick sends the commands")
