@@ -1,0 +1,107 @@
+"""Servers on networks through the real `openstack` CLI: `cloudd serve` with a
+fake agent, on SQLite and on PostgreSQL.
+
+`server create --network NAME` and `--nic port-id=...`, the addresses the
+server shows (the port's address and MAC), `server add/remove security
+group`, and deleting the servers: the port cloudd made is gone with its
+address, the user's port stays with its address, unbound.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cloudd.testing.agents import AgentProcess
+from cloudd.testing.process import CloudProcess
+from tests.conftest import BACKENDS, Osc, backend_env
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(f"server-networks-{request.param}")
+    cloud = CloudProcess(base / "data", env={
+        **backend_env(request, request.param),
+        "CLOUDD_COMPUTE__LOCAL_AGENT": "none",
+        "CLOUDD_COMPUTE__HEARTBEAT_INTERVAL": "1"}).start()
+    agent = AgentProcess(cloud, "compute1").start()
+    osc = Osc(cloud)
+    try:
+        _wait(lambda: [s for s in osc.json("compute", "service", "list", "--service",
+                                           "nova-compute") if s["State"] == "up"],
+              "the host up")
+        image = base / "tiny.img"
+        image.write_bytes(b"\0" * 1024 * 1024)
+        osc.json("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                 "--file", str(image), "--public", "tiny")
+        yield osc
+    finally:
+        agent.stop()
+        code = cloud.stop()
+    assert code == 0, cloud.log_text()[-3000:]
+
+
+def _wait(check, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _create(osc: Osc, name: str, *extra: str) -> dict:
+    return osc.json("server", "create", "--image", "tiny", "--flavor", "m1.tiny", *extra,
+                    "--wait", name)
+
+
+def test_servers_on_networks_with_the_cli(env):
+    osc = env
+    net = osc.json("network", "create", "cli-net")
+    subnet = osc.json("subnet", "create", "--network", "cli-net", "--subnet-range",
+                      "192.168.80.0/24", "cli-subnet")
+
+    first = _create(osc, "on-net", "--network", "cli-net")
+    assert first["status"] == "ACTIVE"
+    [made] = osc.json("port", "list", "--server", first["id"], "--long")
+    [fixed] = made["Fixed IP Addresses"]
+    assert fixed["subnet_id"] == subnet["id"]
+    assert fixed["ip_address"].startswith("192.168.80.")
+    addresses = osc.json("server", "show", first["id"])["addresses"]
+    assert addresses == {"cli-net": [fixed["ip_address"]]}
+    shown = osc.json("server", "show", first["id"], "--os-compute-api-version", "2.1")
+    assert fixed["ip_address"] in str(shown["addresses"])
+
+    port = osc.json("port", "create", "--network", "cli-net", "--fixed-ip",
+                    "subnet=cli-subnet,ip-address=192.168.80.200", "cli-port")
+    second = _create(osc, "on-port", "--nic", f"port-id={port['id']}")
+    assert osc.json("server", "show", second["id"])["addresses"] == \
+        {"cli-net": ["192.168.80.200"]}
+    bound = osc.json("port", "show", port["id"])
+    assert (bound["device_id"], bound["binding_host_id"]) == (second["id"], "compute1")
+    failed = osc.run("server", "create", "--image", "tiny", "--flavor", "m1.tiny", "--nic",
+                     f"port-id={port['id']}", "again", check=False)
+    assert failed.returncode != 0 and "is still in use" in failed.stderr
+
+    web = osc.json("security", "group", "create", "web")
+    before = osc.json("port", "show", port["id"])["security_group_ids"]
+    assert web["id"] not in before
+    osc.run("server", "add", "security", "group", second["id"], "web")
+    assert sorted(osc.json("port", "show", port["id"])["security_group_ids"]) == \
+        sorted([*before, web["id"]])
+    osc.run("server", "remove", "security", "group", second["id"], "web")
+    assert osc.json("port", "show", port["id"])["security_group_ids"] == before
+
+    osc.run("server", "delete", "--wait", first["id"], second["id"])
+    ports = {p["ID"] for p in osc.json("port", "list", "--network", net["id"])}
+    assert made["ID"] not in ports                 # made by cloudd: gone with its address
+    kept = osc.json("port", "show", port["id"])
+    assert kept["device_id"] == "" and \
+        kept["fixed_ips"][0]["ip_address"] == "192.168.80.200"
+    # The freed address can be asked for again.
+    third = _create(osc, "again", "--nic",
+                    f"net-id={net['id']},v4-fixed-ip={fixed['ip_address']}")
+    assert osc.json("server", "show", third["id"])["addresses"] == \
+        {"cli-net": [fixed["ip_address"]]}
