@@ -118,7 +118,9 @@ class LibvirtDriver(Driver):
                  virt_type: str = "auto", instances_dir: Path,
                  image_cache: ImageCache | None = None,
                  shutdown_timeout: float = 60.0, disk_cache: str = "none",
-                 probe_kernel: str = "", traverse_root: Path | None = None) -> None:
+                 probe_kernel: str = "", traverse_root: Path | None = None,
+                 ephemeral_formats: dict[str, str] | None = None,
+                 default_ephemeral_format: str = disks.DEFAULT_EPHEMERAL) -> None:
         self.hostname = hostname
         self.uri = uri
         self.wanted_virt_type = virt_type
@@ -129,6 +131,8 @@ class LibvirtDriver(Driver):
         self.disk_cache = disk_cache
         self.probe_kernel = probe_kernel
         self.traverse_root = traverse_root
+        self.ephemeral_formats = ephemeral_formats
+        self.default_ephemeral_format = default_ephemeral_format
         self.conn = None
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
@@ -147,7 +151,9 @@ class LibvirtDriver(Driver):
             if controller else None
         return cls(hostname, uri=lv.uri, virt_type=lv.virt_type, instances_dir=instances,
                    image_cache=cache, shutdown_timeout=lv.shutdown_timeout,
-                   probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir)
+                   probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir,
+                   ephemeral_formats=lv.ephemeral_format_map(),
+                   default_ephemeral_format=lv.default_ephemeral_format)
 
     # --- connection ---------------------------------------------------------------
 
@@ -274,13 +280,16 @@ class LibvirtDriver(Driver):
             root = directory / "disk"
             if spec.image.get("id") and not root.exists():
                 base, fmt = await self._image(spec.image["id"])
-                await disks.overlay(base, fmt, root, spec.root_gb)
+                await disks.overlay(base, fmt, root, spec.root_gb,
+                                    self.image_cache.virtual_size(spec.image["id"]))
             if root.exists():
                 disk_list.append(Disk(str(root), "vda", cache=self.disk_cache))
             if spec.ephemeral_gb:
                 eph = directory / "disk.eph0"
                 if not eph.exists():
-                    await disks.ephemeral(eph, spec.ephemeral_gb, props.get("os_type"))
+                    await disks.ephemeral(eph, spec.ephemeral_gb, props.get("os_type"),
+                                          self.ephemeral_formats,
+                                          self.default_ephemeral_format)
                 disk_list.append(Disk(str(eph), "vdb", cache=self.disk_cache))
             if spec.swap_mb:
                 swp = directory / "disk.swap"
