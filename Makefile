@@ -36,10 +36,11 @@ image-system-deps:
 # libvirt and QEMU for real guests (and libvirt's headers for libvirt-python);
 # cpio builds the tests' tiny guest, mkfs/mkswap format ephemeral and swap disks.
 VIRT_PACKAGES := libvirt-daemon-system qemu-system-x86 qemu-utils libvirt-dev pkg-config \
-                 cpio e2fsprogs dosfstools
+                 cpio e2fsprogs dosfstools ntfs-3g
 virt-system-deps:
 	@if ! command -v libvirtd >/dev/null || ! command -v qemu-system-x86_64 >/dev/null \
-	    || ! pkg-config --exists libvirt || ! command -v cpio >/dev/null; then \
+	    || ! pkg-config --exists libvirt || ! command -v cpio >/dev/null \
+	    || ! command -v mkfs.vfat >/dev/null || ! command -v mkfs.ntfs >/dev/null; then \
 	  echo "installing libvirt and QEMU (Debian's $(VIRT_PACKAGES))"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $(SUDO) apt-get install -y -qq $(VIRT_PACKAGES); \

@@ -168,6 +168,10 @@ class ImageConfig(Section):
     inspect_memory_mb: int = Field(default=1024, ge=64)
 
 
+EphemeralFs = Literal["ext4", "ext3", "xfs", "vfat", "ntfs"]
+EPHEMERAL_FS = ("ext4", "ext3", "xfs", "vfat", "ntfs")
+
+
 class LibvirtConfig(Section):
     # The libvirt driver of an agent (or of the local agent of `cloudd serve`).
     uri: str = "qemu:///system"
@@ -188,6 +192,32 @@ class LibvirtConfig(Section):
     # it; the controller's console proxy connects there.
     vnc_listen: str = "127.0.0.1"
     serial_port_range: str = Field(default="10000:20000", pattern=r"^\d{1,5}:\d{1,5}$")
+    # The filesystem of a flavor's ephemeral disk per image os_type property,
+    # as "os_type=fs" (Nova's virt_mkfs), and for any other os_type (Nova's
+    # default_ephemeral_format). Filesystems: ext4, ext3, xfs, vfat, ntfs.
+    ephemeral_formats: list[str] = ["linux=ext4", "windows=ntfs"]
+    default_ephemeral_format: EphemeralFs = "ext4"
+
+    @field_validator("ephemeral_formats", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        """CLOUDD_LIBVIRT__EPHEMERAL_FORMATS="linux=ext4,windows=ntfs" works too."""
+        return [p.strip() for p in value.split(",") if p.strip()] \
+            if isinstance(value, str) else value
+
+    @field_validator("ephemeral_formats")
+    @classmethod
+    def _os_type_equals_fs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            os_type, sep, fs = item.partition("=")
+            if not sep or not os_type.strip() or fs.strip() not in EPHEMERAL_FS:
+                raise ValueError(f"{item!r} is not os_type=fs with fs one of "
+                                 f"{', '.join(EPHEMERAL_FS)}")
+        return value
+
+    def ephemeral_format_map(self) -> dict[str, str]:
+        return {k.strip().lower(): v.strip() for k, _, v in
+                (item.partition("=") for item in self.ephemeral_formats)}
 
 
 class MetadataConfig(Section):

@@ -134,3 +134,21 @@ def test_a_real_guest_boots_and_lives(env):
         osc.run("server", "delete", "--wait", server)
         assert f"cloudd-{server}" not in _virsh("list", "--all", "--name").split()
         assert not (work / "instances" / server).exists()
+
+
+def test_a_guest_destroyed_with_virsh_shows_shutoff(env):
+    """libvirt's lifecycle event (or, if it is missed, the periodic power
+    sync) brings a guest stopped behind cloudd's back to SHUTOFF."""
+    osc, _, work = env
+    sid = osc.json("server", "create", "--image", "guest", "--flavor", "m1.tiny",
+                   "--wait", "vm-destroyed")["id"]
+    domain = f"cloudd-{sid}"
+    assert _virsh("domstate", domain) == "running"
+    subprocess.run(["virsh", "-c", "qemu:///system", "destroy", domain], check=True,
+                   capture_output=True)
+    shown = _status(osc, sid, "SHUTOFF", timeout=90)
+    assert shown["OS-EXT-STS:power_state"] in (4, "Shutdown", "SHUTDOWN")
+    assert _virsh("domstate", domain) == "shut off"        # cloudd did not restart it
+    osc.run("server", "delete", "--wait", sid)
+    assert domain not in _virsh("list", "--all", "--name").split()
+    assert not (work / "instances" / sid).exists()

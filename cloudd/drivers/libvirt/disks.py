@@ -16,13 +16,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# Ephemeral disk filesystems per image os_type (Nova's default_ephemeral_format
-# and virt_mkfs): ext4 for Linux and anything unknown.
+# mkfs per ephemeral filesystem (Nova's _DEFAULT_MKFS_COMMAND and virt_mkfs),
+# labelled as Nova labels them.
 MKFS = {
-    "linux": ["mkfs.ext4", "-F", "-q", "-L", "ephemeral0"],
-    "windows": ["mkfs.ntfs", "-F", "-Q", "-q", "-L", "ephemeral0"],
+    "ext4": ["mkfs.ext4", "-F", "-q", "-L", "ephemeral0"],
+    "ext3": ["mkfs.ext3", "-F", "-q", "-L", "ephemeral0"],
+    "xfs": ["mkfs.xfs", "-f", "-q", "-L", "ephemeral0"],
     "vfat": ["mkfs.vfat", "-n", "EPHEMERAL0"],
+    "ntfs": ["mkfs.ntfs", "-F", "-Q", "-q", "-L", "ephemeral0"],
 }
+# The filesystem per image os_type ([libvirt] ephemeral_formats); anything
+# else gets DEFAULT_EPHEMERAL (ext4, Nova's default_ephemeral_format).
+EPHEMERAL_FORMATS = {"linux": "ext4", "windows": "ntfs"}
+DEFAULT_EPHEMERAL = "ext4"
 
 
 class DiskError(Exception):
@@ -68,9 +74,11 @@ async def check_base(path: str | Path, fmt: str) -> dict:
 
 
 async def overlay(base: str | Path, base_format: str, path: str | Path,
-                  size_gb: int) -> None:
-    """A qcow2 overlay on ``base``; grown to ``size_gb`` when that is larger."""
-    virtual = (await info(base, base_format))["virtual-size"]
+                  size_gb: int, virtual_size: int | None = None) -> None:
+    """A qcow2 overlay on ``base``; grown to ``size_gb`` when that is larger.
+    ``virtual_size`` is the base's, when known (saves a qemu-img run)."""
+    virtual = virtual_size if virtual_size is not None \
+        else (await info(base, base_format))["virtual-size"]
     size = max(virtual, size_gb * 1024 ** 3)
     await run("qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
               str(base), str(path), str(size))
@@ -83,10 +91,23 @@ async def grow(path: str | Path, size_gb: int) -> None:
         await run("qemu-img", "resize", "-q", "-f", "qcow2", str(path), f"{size_gb}G")
 
 
-async def ephemeral(path: str | Path, size_gb: int, os_type: str | None) -> None:
-    """The flavor's ephemeral disk: a raw file with a filesystem, as a qcow2."""
-    cmd = MKFS.get((os_type or "linux").lower(), MKFS["linux"])
-    await _formatted(path, size_gb * 1024 ** 3, [*cmd])
+def ephemeral_command(os_type: str | None, formats: dict[str, str] | None = None,
+                      default: str = DEFAULT_EPHEMERAL) -> list[str]:
+    """The mkfs command line (without the target) for an image's os_type."""
+    table = EPHEMERAL_FORMATS if formats is None else formats
+    fs = table.get((os_type or "").lower(), default)
+    if fs not in MKFS:
+        raise DiskError(f"unknown ephemeral filesystem {fs!r} (known: {', '.join(MKFS)})")
+    return list(MKFS[fs])
+
+
+async def ephemeral(path: str | Path, size_gb: int, os_type: str | None,
+                    formats: dict[str, str] | None = None,
+                    default: str = DEFAULT_EPHEMERAL, *, size: int | None = None) -> None:
+    """The flavor's ephemeral disk: a raw file with a filesystem, as a qcow2
+    (``size`` in bytes overrides ``size_gb``)."""
+    await _formatted(path, size_gb * 1024 ** 3 if size is None else size,
+                     ephemeral_command(os_type, formats, default))
 
 
 async def swap(path: str | Path, size_mb: int) -> None:

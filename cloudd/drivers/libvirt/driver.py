@@ -120,7 +120,9 @@ class LibvirtDriver(Driver):
                  shutdown_timeout: float = 60.0, disk_cache: str = "none",
                  probe_kernel: str = "", traverse_root: Path | None = None,
                  vnc_listen: str | None = "127.0.0.1",
-                 serial_port_range: tuple[int, int] | None = (10000, 20000)) -> None:
+                 serial_port_range: tuple[int, int] | None = (10000, 20000),
+                 ephemeral_formats: dict[str, str] | None = None,
+                 default_ephemeral_format: str = disks.DEFAULT_EPHEMERAL) -> None:
         self.hostname = hostname
         self.uri = uri
         self.wanted_virt_type = virt_type
@@ -134,6 +136,8 @@ class LibvirtDriver(Driver):
         self.vnc_listen = vnc_listen
         self.serial_port_range = serial_port_range
         self._serial_ports: dict[str, int] = {}     # chosen, not yet seen in a domain
+        self.ephemeral_formats = ephemeral_formats
+        self.default_ephemeral_format = default_ephemeral_format
         self.conn = None
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
@@ -154,7 +158,9 @@ class LibvirtDriver(Driver):
                    image_cache=cache, shutdown_timeout=lv.shutdown_timeout,
                    probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir,
                    vnc_listen=lv.vnc_listen or None,
-                   serial_port_range=consoles.port_range(lv.serial_port_range))
+                   serial_port_range=consoles.port_range(lv.serial_port_range),
+                   ephemeral_formats=lv.ephemeral_format_map(),
+                   default_ephemeral_format=lv.default_ephemeral_format)
 
     # --- connection ---------------------------------------------------------------
 
@@ -281,13 +287,16 @@ class LibvirtDriver(Driver):
             root = directory / "disk"
             if spec.image.get("id") and not root.exists():
                 base, fmt = await self._image(spec.image["id"])
-                await disks.overlay(base, fmt, root, spec.root_gb)
+                await disks.overlay(base, fmt, root, spec.root_gb,
+                                    self.image_cache.virtual_size(spec.image["id"]))
             if root.exists():
                 disk_list.append(Disk(str(root), "vda", cache=self.disk_cache))
             if spec.ephemeral_gb:
                 eph = directory / "disk.eph0"
                 if not eph.exists():
-                    await disks.ephemeral(eph, spec.ephemeral_gb, props.get("os_type"))
+                    await disks.ephemeral(eph, spec.ephemeral_gb, props.get("os_type"),
+                                          self.ephemeral_formats,
+                                          self.default_ephemeral_format)
                 disk_list.append(Disk(str(eph), "vdb", cache=self.disk_cache))
             if spec.swap_mb:
                 swp = directory / "disk.swap"

@@ -47,11 +47,19 @@ class ImageCache:
                     raise disks.DiskError(
                         f"image {image_id}: disk_format {meta.get('disk_format')} "
                         "cannot be used")
-                await disks.check_base(partial, fmt)
+                checked = await disks.check_base(partial, fmt)
                 os.replace(partial, path)
             finally:
                 if partial.exists():
                     partial.unlink()
             meta_path.write_text(json.dumps({"qemu_format": fmt,
-                                             "disk_format": meta.get("disk_format")}))
+                                             "disk_format": meta.get("disk_format"),
+                                             "virtual_size": checked.get("virtual-size")}))
             return path, fmt
+
+    def virtual_size(self, image_id: str) -> int | None:
+        """The checked virtual size of a cached image (None when not recorded)."""
+        try:
+            return json.loads(self._paths(image_id)[1].read_text()).get("virtual_size")
+        except (OSError, ValueError):
+            return None

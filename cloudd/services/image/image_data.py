@@ -2,7 +2,8 @@
 (glance/api/v2/image_data.py and images.py import_image).
 
 Upload: queued -> saving (compare-and-swap, committed), stream to a temporary
-file hashing as it goes, inspect the format, rename into place, then saving ->
+file hashing as it goes, inspect the format (beside the final fsync), rename
+into place, then saving ->
 active with size and hashes (compare-and-swap). Any failure on the way (bad
 data, too large, a dropped connection) removes the temporary file and puts the
 image back to queued, as Glance's _restore does; an active image therefore
@@ -20,7 +21,7 @@ from aiohttp import web
 from cloudd.services.image import image_store, inspect
 from cloudd.services.image.common import cloud, context, enforce, is_admin, lookup
 from cloudd.services.image.images import import_methods
-from cloudd.services.image.store import Received, TooLarge, discard, for_cloud
+from cloudd.services.image.store import UNSET, Received, TooLarge, discard, for_cloud
 from cloudd.services.image.views import json_response, no_content
 from cloudd.web.errors import ApiError
 from cloudd.web.middleware import read_json
@@ -100,7 +101,8 @@ async def _activate(c, image_id: str, data: Received, disk_format: str,
     store = for_cloud(c)
     final = store.path(image_id)
     try:
-        virtual_size = await _inspect(c, data.path, disk_format)
+        virtual_size = data.inspected if data.inspected is not UNSET \
+            else await _inspect(c, data.path, disk_format)
         await store.commit(data.path, final)
     except BaseException:
         discard(data.path)
@@ -126,7 +128,8 @@ async def store_data(c, image_id: str, stream, content_length: int | None,
     try:
         if content_length is not None and content_length > max_size:
             raise TooLarge()
-        data = await for_cloud(c).receive(image_id, stream, max_size)
+        data = await for_cloud(c).receive(
+            image_id, stream, max_size, inspect=lambda p: _inspect(c, p, disk_format))
         await _activate(c, image_id, data, disk_format, "saving")
     except TooLarge:
         await _restore(c, image_id, "saving")

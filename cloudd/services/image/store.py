@@ -1,8 +1,9 @@
 """The file store: image data under [image] store_dir (default DATA_DIR/images).
 
-An upload streams into a temporary file in the store directory (hashing as it
-goes, in a worker thread so the event loop never waits on the disk), and only
-a checked upload is renamed to its final name. Nothing is held in memory whole.
+An upload streams into a temporary file in the store directory (writing, md5
+and sha512 each on a worker thread, side by side, so the event loop never
+waits on the disk or the hashes), and only a checked upload is renamed to its
+final name. Nothing is held in memory whole.
 
 Layout: ``<root>/<image id>`` active data, ``<root>/staging/<image id>`` data
 staged for import, ``<root>/.tmp-*`` uploads in flight (removed on failure and
@@ -15,15 +16,20 @@ import asyncio
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cloudd.web.errors import ApiError
 
-CHUNK = 1 << 20          # bytes handed to the worker thread at a time
+CHUNK = 8 << 20          # bytes gathered before they go to the workers
 READ_CHUNK = 1 << 20
+DEPTH = 3                # chunks in flight at once (memory bound: DEPTH * CHUNK)
 TMP_PREFIX = ".tmp-"
+UNSET = object()
 
 
 class TooLarge(Exception):
@@ -36,36 +42,88 @@ class Received:
     size: int
     md5: str
     sha512: str
+    inspected: Any = UNSET  # what ``inspect`` returned, when one was given
 
 
-class _Writer:
-    """A file being written with md5 and sha512 kept up to date (thread side)."""
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class _Pipeline:
+    """Writes and hashes chunks of one upload, each on its own worker thread.
+
+    md5, sha512 and the file write run concurrently (hashlib and os.write
+    release the GIL on big buffers), each worker in chunk order; the event loop
+    only gathers the socket's data into CHUNK-sized buffers and hands the same
+    immutable ``bytes`` to all three, no copies. At most DEPTH chunks are in
+    flight, so memory stays bounded whatever the image size.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.fd = -1
+        self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
-        self.size = 0
+        self.pools = [ThreadPoolExecutor(1, thread_name_prefix=f"image-{n}")
+                      for n in ("write", "md5", "sha512")]
+        self.inflight: deque[asyncio.Future] = deque()
 
-    def write(self, data: bytes | bytearray) -> None:
-        self.md5.update(data)
-        self.sha512.update(data)
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                          0o600)
+
+    def _write(self, data: bytes) -> None:
+        _write_all(self.fd, data)
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.pools[0], self._open)
+
+    async def feed(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
         self.size += len(data)
+        self.inflight.append(asyncio.gather(
+            loop.run_in_executor(self.pools[0], self._write, data),
+            loop.run_in_executor(self.pools[1], self.md5.update, data),
+            loop.run_in_executor(self.pools[2], self.sha512.update, data)))
+        while len(self.inflight) >= DEPTH:
+            await self.inflight.popleft()
 
-    def finish(self) -> None:
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
+    async def drain(self) -> None:
+        """Every chunk fed so far is written (not yet durable) and hashed."""
+        while self.inflight:
+            await self.inflight.popleft()
 
-    def close(self) -> None:
+    async def sync(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.pools[0], os.fsync, self.fd)
+
+    def _close(self, remove: bool) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if remove:
+            discard(self.path)
+
+    async def close(self, remove: bool = False) -> None:
+        """Close (and remove) the file after every queued write; the workers go.
+
+        Queued on the write worker, so it runs even when the caller is
+        cancelled again while waiting for it.
+        """
+        for pending in self.inflight:      # abandoned: their errors are not news
+            pending.add_done_callback(_retrieved)
+        fut = asyncio.get_running_loop().run_in_executor(self.pools[0], self._close, remove)
+        for pool in self.pools:
+            pool.shutdown(wait=False)
+        await asyncio.shield(fut)
+
+
+def _retrieved(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class FileStore:
@@ -84,43 +142,54 @@ class FileStore:
     def temp_path(self, image_id: str) -> Path:
         return self.root / f"{TMP_PREFIX}{image_id}-{uuid.uuid4().hex[:8]}"
 
-    async def receive(self, image_id: str, stream, max_size: int) -> Received:
+    async def receive(self, image_id: str, stream, max_size: int,
+                      inspect: Callable[[Path], Awaitable[Any]] | None = None) -> Received:
         """Stream ``stream`` (an aiohttp StreamReader) into a new temporary file.
 
-        Raises TooLarge past ``max_size`` bytes; on any failure (including a
-        dropped connection or cancellation) the temporary file is gone.
+        ``inspect(path)``, when given, runs once every byte is written, beside
+        the final fsync; its result is ``Received.inspected``. Raises TooLarge
+        past ``max_size`` bytes; on any failure (including a dropped
+        connection, cancellation or a failed inspection) the temporary file
+        is gone.
         """
         self.ensure()
-        loop = asyncio.get_running_loop()
-        path = self.temp_path(image_id)
-        writer = await loop.run_in_executor(None, _Writer, path)
+        pipe = _Pipeline(self.temp_path(image_id))
         try:
-            buf = bytearray()
-            total = 0
-            async for chunk in stream.iter_chunked(CHUNK):
+            await pipe.start()
+            parts: list[bytes] = []
+            pending = total = 0
+            while chunk := await stream.readany():
                 total += len(chunk)
                 if total > max_size:
                     raise TooLarge()
-                buf += chunk
-                if len(buf) >= CHUNK:
-                    data, buf = bytes(buf), bytearray()
-                    await loop.run_in_executor(None, writer.write, data)
-            if buf:
-                await loop.run_in_executor(None, writer.write, bytes(buf))
-            await loop.run_in_executor(None, writer.finish)
+                parts.append(chunk)
+                pending += len(chunk)
+                if pending >= CHUNK:
+                    await pipe.feed(parts[0] if len(parts) == 1 else b"".join(parts))
+                    parts, pending = [], 0
+            if parts:
+                await pipe.feed(b"".join(parts))
+            await pipe.drain()
+            inspected = UNSET
+            if inspect is None:
+                await pipe.sync()
+            else:
+                inspected, _ = await asyncio.gather(inspect(pipe.path), pipe.sync())
         except BaseException:
-            writer.close()
-            discard(path)
+            await pipe.close(remove=True)
             raise
-        return Received(path, writer.size, writer.md5.hexdigest(), writer.sha512.hexdigest())
+        await pipe.close()
+        return Received(pipe.path, pipe.size, pipe.md5.hexdigest(), pipe.sha512.hexdigest(),
+                        inspected)
 
     async def hash_file(self, path: Path) -> Received:
         def run() -> Received:
             md5, sha512, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
-            with open(path, "rb") as f:
-                while data := f.read(READ_CHUNK):
-                    md5.update(data)
+            with open(path, "rb") as f, ThreadPoolExecutor(1) as helper:
+                while data := f.read(CHUNK):
+                    side = helper.submit(md5.update, data)     # both hashes at once
                     sha512.update(data)
+                    side.result()
                     size += len(data)
             return Received(path, size, md5.hexdigest(), sha512.hexdigest())
         return await asyncio.get_running_loop().run_in_executor(None, run)
