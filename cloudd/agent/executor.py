@@ -153,6 +153,8 @@ class Executor:
                 await d.resize(uuid, spec_of(args.get("spec")))
             elif op == "snapshot":
                 await self._snapshot(uuid, args.get("image_id"))
+            elif op == "network_update":
+                await d.update_network(uuid, args.get("network_info") or [])
             else:
                 await getattr(d, op)(uuid)
 

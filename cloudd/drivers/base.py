@@ -126,6 +126,13 @@ class Driver(abc.ABC):
         {"host", "port"}; None when it has no such console (the default)."""
         return None
 
+    async def update_network(self, uuid: str, network_info: list[dict]) -> None:
+        """Re-apply an instance's ports (security group rules, DHCP entries) on
+        the host after they changed. The default has no host plumbing to
+        update, so there is nothing to do (the fake driver; the libvirt
+        driver until host networking lands)."""
+        return None
+
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""
         raise DriverError(f"{self.name} driver cannot resize")

@@ -285,6 +285,21 @@ async def test_results_survive_an_agent_restart(tmp_path):
     assert oct((tmp_path / "state.json").stat().st_mode & 0o777) == "0o600"
 
 
+async def test_network_update_is_answered_ok_without_host_plumbing(tmp_path):
+    # The fake driver has no host networking: the command is done, not crashed.
+    results: dict = {}
+
+    async def send(cid, res):
+        results[cid] = res
+
+    ex = Executor(FakeDriver("h"), AgentState(tmp_path).load(), send)
+    await ex.submit({"id": "c1", "op": "spawn", "args": {"spec": spec("u1")}})
+    await ex.submit({"id": "c2", "op": "network_update",
+                     "args": {"uuid": "u1", "network_info": []}})
+    await wait_for(lambda: "c2" in results)
+    assert results["c2"]["ok"] is True and results["c2"]["error"] is None
+
+
 async def test_heartbeats_and_down_after_silence(controller):
     secret = await controller.add_host("node1")
     await controller.connected("node1", secret)

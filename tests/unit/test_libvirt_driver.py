@@ -134,3 +134,28 @@ async def test_image_cache_refuses_a_qcow2_that_claims_raw(tmp_path):
     with pytest.raises(disks.DiskError, match="claims raw"):
         await cache.get("sneaky")
     assert not any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.asyncio
+async def test_config_drive_is_attached_as_a_config_2_cdrom(driver):
+    import base64
+
+    from cloudd.agent.configdrive import read_iso
+
+    meta = b'{"uuid": "x"}'
+    s = spec(config_drive={"files": {
+        "openstack/latest/meta_data.json": base64.b64encode(meta).decode()}})
+    await driver.spawn(s)
+    xml = (await driver._domain(s.uuid)).XMLDesc(0)
+    drive = driver.instances_dir / s.uuid / "disk.config"
+    assert f"<source file='{drive}'/>" in xml and "device='cdrom'" in xml
+    label, files = read_iso(drive)
+    assert label == "config-2"
+    assert files["openstack/latest/meta_data.json"] == meta
+
+
+@pytest.mark.asyncio
+async def test_a_config_drive_that_is_not_base64_fails_the_spawn_clearly(driver):
+    s = spec(config_drive={"files": {"openstack/latest/meta_data.json": "not base64!"}})
+    with pytest.raises(DriverError, match="config drive"):
+        await driver.spawn(s)

@@ -304,6 +304,8 @@ class LibvirtDriver(Driver):
                     await disks.swap(swp, spec.swap_mb)
                 disk_list.append(Disk(str(swp), f"vd{'bc'[bool(spec.ephemeral_gb)]}",
                                       cache=self.disk_cache))
+            if spec.config_drive:
+                disk_list.append(await self._config_drive(spec, directory))
         except disks.DiskError as exc:
             raise DriverError(str(exc)) from None
         cmdline = props.get("os_command_line") or ("console=ttyS0 root=/dev/vda"
@@ -317,6 +319,22 @@ class LibvirtDriver(Driver):
                       vnc_listen=self.vnc_listen,
                       serial_host=self.vnc_listen if self.vnc_listen else None,
                       serial_port=await self._serial_port(spec.uuid))
+
+    async def _config_drive(self, spec: InstanceSpec, directory: Path) -> Disk:
+        """The spec's config drive (ISO 9660, label config-2) as a read-only CD-ROM.
+
+        Made again on every prepare (spawn, rebuild, resize), so its documents
+        are the ones the controller sent with this command."""
+        from cloudd.agent.configdrive import ConfigDriveError, build_from_spec
+
+        drive = directory / "disk.config"
+        try:
+            await build_from_spec(spec.config_drive, drive)
+        except ConfigDriveError as exc:
+            raise DriverError(f"cannot build the config drive: {exc}") from None
+        # Nova's libvirt driver: a raw CD-ROM on the IDE bus ("hdd") for the pc machine
+        return Disk(str(drive), "hdd", format="raw", bus="ide", device="cdrom",
+                    cache=self.disk_cache)
 
     async def spawn(self, spec: InstanceSpec) -> None:
         dom = await self._domain(spec.uuid, missing_ok=True)
