@@ -122,8 +122,11 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) \
+            else "BEGIN"
+        dbapi_conn = conn.connection.dbapi_connection
+        if isinstance(dbapi_conn, sqlite_cursor.OneHopConnection):
+            dbapi_conn.begin_later(statement)     # sent with the first statement
         else:
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql(statement)
 

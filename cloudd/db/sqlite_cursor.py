@@ -8,6 +8,10 @@ loop. Here one function runs all four in the thread and hands back the
 description, the rows, the row count and the last row id. The sqlite3 calls
 still run in aiosqlite's thread, never on the event loop; commit, rollback
 and close are aiosqlite's own.
+
+The ``BEGIN`` a transaction starts with (``begin_later``) rides along with
+its first statement, and a transaction that ran no statement commits or
+rolls back without a trip at all (SQLite never saw it begin).
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
+_BEGIN = "_cloudd_begin"       # attribute of the aiosqlite connection: a BEGIN to send
 
-def _run(conn, operation: str, parameters: Any, many: bool):
+
+def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool):
     """In aiosqlite's thread: the whole statement, results included."""
+    if begin is not None:
+        conn.execute(begin)
     cur = conn.cursor()
     try:
         if many:
@@ -83,9 +91,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _call(self, operation, parameters, many: bool) -> None:
         aconn = self._connection
+        begin = aconn.__dict__.pop(_BEGIN, None)
         try:
             description, rows, rowcount, lastrowid = await_(
-                aconn._execute(_run, aconn._conn, operation, parameters, many))
+                aconn._execute(_run, aconn._conn, begin, operation, parameters, many))
         except Exception as error:  # noqa: BLE001 - the adapter re-raises it as DBAPI's
             self._adapt_connection._handle_exception(error)
         self._description = description
@@ -109,6 +118,18 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def begin_later(self, statement: str) -> None:
+        """Send ``statement`` (a BEGIN) just before the next statement."""
+        self._connection.__dict__[_BEGIN] = statement
+
+    def commit(self) -> None:
+        if self._connection.__dict__.pop(_BEGIN, None) is None:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._connection.__dict__.pop(_BEGIN, None) is None:
+            super().rollback()
 
 
 def adopt(dbapi_conn) -> None:
