@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITE_OPTION = "cloudd_write"
+# A pooled server connection idle longer than this is pinged before use.
+PING_AFTER_IDLE = 5.0
 # Set while a task holds a SQLite write transaction of this process.
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("cloudd_in_write",
                                                                  default=False)
@@ -48,8 +50,9 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_size"] = pool_size
-            kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.dialect != "sqlite":
+            _install_idle_ping(self.engine)
         self._write_lock: asyncio.Lock | None = None
         self._serialise_writes = self.dialect == "sqlite"
         if self.dialect == "sqlite":
@@ -130,3 +133,29 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         else:
             conn.exec_driver_sql(statement)
 
+
+def _install_idle_ping(engine: AsyncEngine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for a connection that sat idle
+    in the pool for ``PING_AFTER_IDLE`` seconds: a busy controller does not pay
+    a round trip per transaction, and a connection the server dropped while it
+    sat idle (a restart) is still replaced before anyone uses it. A dead one
+    used sooner fails its transaction, and SQLAlchemy then invalidates the pool."""
+    import time
+
+    from sqlalchemy.exc import DisconnectionError
+
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_conn, record) -> None:
+        record.info["cloudd_idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy) -> None:
+        since = record.info.get("cloudd_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:        # any failure means a dead connection
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
