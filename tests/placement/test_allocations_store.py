@@ -185,6 +185,26 @@ async def test_many_consumers_one_write(db):
 
 
 @pytest.mark.asyncio
+async def test_new_consumers_created_together_beside_an_existing_one(db):
+    cn = await add_provider(db, "cn", VCPU=8)
+    await store.write(db, [store.ConsumerAllocations(
+        U("old"), {cn: {"VCPU": 1}}, PROJECT, USER, check_generation=True,
+        consumer_type="INSTANCE")])
+    await store.write(db, [
+        store.ConsumerAllocations(U(f"n{i}"), {cn: {"VCPU": 1}}, f"p{i}", USER,
+                                  check_generation=True, consumer_type="INSTANCE")
+        for i in range(3)] + [store.ConsumerAllocations(
+            U("old"), {cn: {"VCPU": 2}}, PROJECT, USER, generation=1,
+            check_generation=True, consumer_type="INSTANCE")])
+    for i in range(3):
+        row = await consumer_row(db, U(f"n{i}"))
+        assert (row.project_id, row.user_id, row.generation, row.consumer_type) == (
+            f"p{i}", USER, 1, "INSTANCE")
+    assert (await consumer_row(db, U("old"))).generation == 2
+    assert await used(db, cn, "VCPU") == 5
+
+
+@pytest.mark.asyncio
 async def test_incomplete_consumer(db):
     cn = await add_provider(db, "cn", VCPU=2)
     await store.write(db, [store.ConsumerAllocations(U("old"), {cn: {"VCPU": 1}})])

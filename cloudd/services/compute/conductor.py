@@ -121,6 +121,7 @@ class Step:
         self.notify: set[str] = set()
         self._enqueued: list[str] = []
         self.moved = False
+        self._moves = 0                 # task moves made so far (``_move``)
         self.next_state: str | None = None
         self._inline = False
         self._conn = None
@@ -135,7 +136,7 @@ class Step:
 
     @asynccontextmanager
     async def txn(self):
-        """One write transaction that first re-checks (and locks) the task row.
+        """One write transaction that re-checks (and locks) the task row.
         An inline step (``INLINE_STEPS``) gets the transaction that took the
         task, once: the task row is locked and checked there already."""
         if self._inline:
@@ -144,13 +145,25 @@ class Step:
             conn, self._conn = self._conn, None
             yield conn
             return
+        # On SQLite write transactions run one at a time, so the check may come
+        # last: a block that moves the task has it in ``_move``'s compare-and-
+        # swap, any other gets it at its end. PostgreSQL takes the row lock
+        # first, so the step locks the task before the instance, as the API does.
+        deferred = self.db.dialect == "sqlite"
         async with self.db.write() as conn:
-            res = await conn.execute(update(t.task).where(
-                t.task.c.id == self.task.id, t.task.c.state == "running",
-                t.task.c.step == self.task.step).values(updated_at=utcnow()))
-            if res.rowcount != 1:
-                raise Lost(self.task.id)
+            moves = self._moves
+            if not deferred:
+                await self._guard(conn)
             yield conn
+            if deferred and self._moves == moves:
+                await self._guard(conn)
+
+    async def _guard(self, conn) -> None:
+        res = await conn.execute(update(t.task).where(
+            t.task.c.id == self.task.id, t.task.c.state == "running",
+            t.task.c.step == self.task.step).values(updated_at=utcnow()))
+        if res.rowcount != 1:
+            raise Lost(self.task.id)
 
     async def instance(self, conn):
         row = (await conn.execute(select(t.instance).where(
@@ -212,6 +225,7 @@ class Step:
         if res.rowcount != 1:
             raise Lost(self.task.id)
         self.moved = True
+        self._moves += 1
         self.next_state = state
 
 

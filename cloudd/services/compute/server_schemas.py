@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import ipaddress
 import re
 import unicodedata
 import uuid as uuidlib
+from typing import Any
 
 import jsonschema
 
@@ -209,6 +211,7 @@ def _networks_v237(tagged: bool) -> dict:
                       {"type": "string", "enum": ["none", "auto"]}]}
 
 
+@functools.lru_cache(maxsize=256)
 def create_schema(mv: tuple[int, int]) -> dict:
     schema = copy.deepcopy(_CREATE)
     props = schema["properties"]["server"]["properties"]
@@ -240,6 +243,7 @@ def create_schema(mv: tuple[int, int]) -> dict:
     return schema
 
 
+@functools.lru_cache(maxsize=256)
 def update_schema(mv: tuple[int, int]) -> dict:
     props = {"name": NAME, "OS-DCF:diskConfig": DISK_CONFIG,
              "accessIPv4": ACCESS_IPV4, "accessIPv6": ACCESS_IPV6}
@@ -253,6 +257,7 @@ def update_schema(mv: tuple[int, int]) -> dict:
             "required": ["server"], "additionalProperties": False}
 
 
+@functools.lru_cache(maxsize=256)
 def rebuild_schema(mv: tuple[int, int]) -> dict:
     props = {"name": NAME, "imageRef": IMAGE_ID, "adminPass": ADMIN_PASSWORD,
              "metadata": METADATA, "preserve_ephemeral": BOOLEAN,
@@ -323,10 +328,26 @@ TAGS_BODY = {"type": "object",
              "required": ["tags"], "additionalProperties": False}
 
 
+_VALIDATORS: dict[int, tuple[dict, Any]] = {}
+
+
+def _validator(schema: dict):
+    """One Draft4Validator per schema object (the schemas are module constants
+    or memoised per microversion; the entry keeps its schema alive)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    if len(_VALIDATORS) >= 1024:
+        _VALIDATORS.clear()
+    validator = jsonschema.Draft4Validator(schema, format_checker=FORMATS)
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
 def validate(body, schema: dict) -> None:
     """Nova's jsonschema validation: 400 "Invalid input for field/attribute
     X. Value: V. reason" (the innermost path element, as Nova reports it)."""
-    validator = jsonschema.Draft4Validator(schema, format_checker=FORMATS)
+    validator = _validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is None:
         return

@@ -110,7 +110,14 @@ class ProviderConcurrentUpdate(ConcurrentUpdate):
 async def prepare(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
     rows = await consumers.lock_consumers(conn, [w.uuid for w in writes])
     states = {}
+    # Several new consumers (the scheduler's batch of claims) are created together.
+    fresh = [w for w in writes if w.uuid not in rows and w.generation is None]
+    if len(fresh) > 1 and len({w.uuid for w in fresh}) == len(fresh):
+        states.update(await consumers.create_consumers(conn, [
+            (w.uuid, w.project_id, w.user_id, w.consumer_type) for w in fresh]))
     for w in writes:
+        if w.uuid in states:
+            continue
         states[w.uuid] = await consumers.ensure_consumer(
             conn, w.uuid, rows.get(w.uuid), project_id=w.project_id, user_id=w.user_id,
             generation=w.generation, check_generation=w.check_generation,

@@ -51,14 +51,18 @@ class ConsumerState:
     created: bool = False
 
 
-def _insert_ignoring_duplicates(conn, table, values: dict):
-    """INSERT ... ON CONFLICT DO NOTHING: a racing writer's row wins quietly."""
+def _insert_ignoring_duplicates(conn, table, values: dict | None = None):
+    """INSERT ... ON CONFLICT DO NOTHING: a racing writer's row wins quietly.
+    Without ``values`` the statement takes a list of rows at execution."""
     # Imported here: only the dialect in use is loaded (PostgreSQL's is 2 MB).
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table).values(**values).on_conflict_do_nothing()
+    stmt = insert(table)
+    if values is not None:
+        stmt = stmt.values(**values)
+    return stmt.on_conflict_do_nothing()
 
 
 async def ensure_consumer_type(conn, name: str) -> None:
@@ -74,6 +78,27 @@ async def lock_consumers(conn, uuids: Iterable[str]) -> dict[str, Any]:
     rows = (await conn.execute(
         select(C).where(C.c.uuid.in_(wanted)).order_by(C.c.uuid).with_for_update())).all()
     return {r.uuid: r for r in rows}
+
+
+async def create_consumers(conn, new: list[tuple[str, str | None, str | None, str | None]]
+                           ) -> dict[str, ConsumerState]:
+    """``ensure_consumer`` for several consumers that do not exist yet, each
+    (uuid, project_id, user_id, consumer_type), with no generation given:
+    the types once each, one INSERT for all, one locking read back (sorted by
+    uuid, the lock order). A racing writer's row wins, as in ensure_consumer."""
+    for name in sorted({c[3] for c in new if c[3] is not None}):
+        await ensure_consumer_type(conn, name)
+    now = utcnow()
+    rows = []
+    for uuid, project_id, user_id, consumer_type in sorted(new):
+        if project_id is None:
+            project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
+        rows.append({"uuid": uuid, "project_id": project_id, "user_id": user_id,
+                     "generation": 0, "consumer_type": consumer_type, "created_at": now})
+    await conn.execute(_insert_ignoring_duplicates(conn, C), rows)
+    found = await lock_consumers(conn, [r["uuid"] for r in rows])
+    return {u: ConsumerState(u, r.project_id, r.user_id, r.generation, r.consumer_type,
+                             created=True) for u, r in found.items()}
 
 
 def generation_conflict(expected: Any, given: Any):

@@ -1,0 +1,80 @@
+"""The database handle on both backends: SQLite's one-hop cursor and BEGIN
+riding with the first statement keep transactions whole, SQLite writers of
+one process queue, and a PostgreSQL connection the server dropped while it
+sat idle in the pool is replaced before use."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
+
+from cloudd.db import engine as engine_mod
+from cloudd.db.engine import Database
+
+BACKENDS = ["sqlite", "postgresql"]
+md = MetaData()
+item = Table("item", md, Column("id", String(36), primary_key=True), Column("n", Integer))
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def db(request, database_url, tmp_path):
+    database = Database(database_url(request.param, tmp_path))
+    async with database.write() as conn:
+        await conn.run_sync(md.create_all)
+    yield database
+    await database.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_write_leaves_nothing_and_empty_ones_are_harmless(db):
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(item.insert().values(id="a", n=1))
+            assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar() == 1
+            raise RuntimeError("roll back")
+    async with db.write():
+        pass
+    async with db.read():
+        pass
+    async with db.write() as conn:
+        await conn.execute(item.insert().values(id="b", n=2))
+    async with db.read() as conn:
+        assert [(r.id, r.n) for r in await conn.execute(select(item))] == [("b", 2)]
+
+
+@pytest.mark.asyncio
+async def test_racing_read_modify_writes_lose_nothing(db):
+    async with db.write() as conn:
+        await conn.execute(item.insert().values(id="c", n=0))
+
+    async def bump() -> None:
+        async with db.write() as conn:
+            n = (await conn.execute(select(item.c.n).where(item.c.id == "c")
+                                    .with_for_update())).scalar()
+            await asyncio.sleep(0)
+            await conn.execute(item.update().where(item.c.id == "c").values(n=n + 1))
+
+    await asyncio.gather(*(bump() for _ in range(30)))
+    async with db.read() as conn:
+        assert (await conn.execute(select(item.c.n))).scalar() == 30
+
+
+@pytest.mark.asyncio
+async def test_postgresql_connection_dropped_while_idle_is_replaced(db, monkeypatch):
+    if db.dialect != "postgresql":
+        pytest.skip("the idle ping is for server databases; SQLite has no server")
+    monkeypatch.setattr(engine_mod, "PING_AFTER_IDLE", 0.0)
+    async with db.read() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    other = Database(str(db.url.render_as_string(hide_password=False)))
+    try:
+        async with other.write() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.close()
+    await asyncio.sleep(0.2)
+    async with db.read() as conn:           # the pooled connection is dead: replaced
+        assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
