@@ -29,15 +29,16 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cloudd.services.placement.candidate_db import Snapshot
 from cloudd.services.placement.errors import error
 from cloudd.services.placement.query import RequestGroup, RequestWideParams, flat_names
 
 
-@dataclass(frozen=True)
-class GroupRequest:
-    """What one request group takes in one candidate."""
+class GroupRequest(NamedTuple):
+    """What one request group takes in one candidate (a named tuple: many
+    are made per search)."""
 
     anchor: str
     suffix: str
@@ -219,8 +220,9 @@ def _spread(snap, suffix, group, with_res, in_aggs, tree_root,
         return []
     bad_aggs = snap.in_any_agg(group.forbidden_aggs) if group.forbidden_aggs else set()
     picks: set[tuple[str, str, str]] = set()        # (provider, anchor, class)
+    providers = snap.providers
     for rc in group.resources:
-        found = {(rp, snap.root(rp), rc) for rp in with_res[rc]}
+        found = {(rp, providers[rp][0], rc) for rp in with_res[rc]}
         shared = snap.sharing & with_res[rc]
         if group.member_of:
             shared &= in_aggs
@@ -241,21 +243,32 @@ def _spread(snap, suffix, group, with_res, in_aggs, tree_root,
         picks = found
         if not picks:
             return []
-    by_anchor: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    by_anchor: dict[str, dict[str, list[str]]] = {}
     for rp, anchor, rc in picks:
-        by_anchor[anchor][rc].append(rp)
+        per_rc = by_anchor.get(anchor)
+        if per_rc is None:
+            per_rc = by_anchor[anchor] = {}
+        rps = per_rc.get(rc)
+        if rps is None:
+            per_rc[rc] = [rp]
+        else:
+            rps.append(rp)
     rcs = list(group.resources)
+    amounts = [group.resources[rc] for rc in rcs]
+    forbidden, required = group.forbidden_traits, group.required_traits
+    traits_of = snap.traits_of
     out = []
     for anchor in sorted(by_anchor):
-        lists = [sorted(by_anchor[anchor][rc]) for rc in rcs]
+        per_rc = by_anchor[anchor]
+        lists = [sorted(per_rc.get(rc, ())) for rc in rcs]
         for combo in itertools.product(*lists):
-            if group.forbidden_traits and any(
-                    snap.traits_of(rp) & group.forbidden_traits for rp in combo):
+            if forbidden and any(traits_of(rp) & forbidden for rp in combo):
                 continue
-            have = set().union(*(snap.traits_of(rp) for rp in combo))
-            if not all(any_of & have for any_of in group.required_traits):
-                continue
-            res = tuple((rp, rc, group.resources[rc]) for rp, rc in zip(combo, rcs))
+            if required:
+                have = set().union(*(traits_of(rp) for rp in combo))
+                if not all(any_of & have for any_of in required):
+                    continue
+            res = tuple(zip(combo, rcs, amounts))
             out.append(GroupRequest(anchor, suffix, False, res, frozenset(combo)))
     return out
 
@@ -272,25 +285,35 @@ def _merge(snap: Snapshot, per_group: dict[str, list[GroupRequest]],
         for req in reqs:
             by_anchor[req.anchor][suffix].append(req)
     isolate = params.group_policy == "isolate"
+    same_subtrees = params.same_subtrees
     found: dict[tuple, Candidate] = {}
     for anchor, lists in by_anchor.items():
         if len(lists) != len(suffixes):
             continue
         for combo in _combinations(snap, [lists[s] for s in suffixes], isolate):
-            if not all(_same_subtree(snap, combo, names) for names in params.same_subtrees):
+            if same_subtrees and not all(_same_subtree(snap, combo, names)
+                                         for names in same_subtrees):
                 continue
-            cand = Candidate(anchor)
+            resources: dict[tuple[str, str], int] = {}
+            mappings: dict[str, set[str]] = {}
             for req in combo:
                 for rp, rc, amount in req.resources:
-                    cand.resources[(rp, rc)] = cand.resources.get((rp, rc), 0) + amount
-                cand.mappings.setdefault(req.suffix, set()).update(req.providers)
+                    resources[(rp, rc)] = resources.get((rp, rc), 0) + amount
+                mapped = mappings.get(req.suffix)
+                if mapped is None:
+                    mappings[req.suffix] = set(req.providers)
+                else:
+                    mapped.update(req.providers)
             if exclude_nested:
-                roots = [snap.root(rp) for rp in cand.providers]
+                roots = [snap.root(rp) for rp in {rp for rp, _ in resources}]
                 if len(roots) != len(set(roots)):
                     continue
-            found.setdefault(cand.key(), cand)
-            if stop is not None and len(found) >= stop:
-                return list(found.values())
+            key = (frozenset(resources.items()),
+                   frozenset((s, frozenset(p)) for s, p in mappings.items()))
+            if key not in found:
+                found[key] = Candidate(anchor, resources, mappings)
+                if stop is not None and len(found) >= stop:
+                    return list(found.values())
     return list(found.values())
 
 
@@ -300,12 +323,13 @@ def _combinations(snap: Snapshot, lists: list[list[GroupRequest]], isolate: bool
     total: dict[tuple[str, str], int] = defaultdict(int)
     taken: set[str] = set()
     chosen: list[GroupRequest] = []
+    inventories = snap.inventories
 
     def fits(req: GroupRequest) -> bool:
         ok = True
         for rp, rc, amount in req.resources:
             total[(rp, rc)] += amount
-            inv = snap.inventories[rc][rp]
+            inv = inventories[rc][rp]
             if inv.used + total[(rp, rc)] > inv.capacity or total[(rp, rc)] > inv.max_unit:
                 ok = False
         return ok
@@ -313,6 +337,14 @@ def _combinations(snap: Snapshot, lists: list[list[GroupRequest]], isolate: bool
     def undo(req: GroupRequest) -> None:
         for rp, rc, amount in req.resources:
             total[(rp, rc)] -= amount
+
+    if len(lists) == 1:
+        # One group: nothing to combine (and nothing taken for isolate).
+        for req in lists[0]:
+            if fits(req):
+                yield [req]
+            undo(req)
+        return
 
     def walk(i: int):
         if i == len(lists):

@@ -16,7 +16,6 @@ In-process callers use ``find_candidates`` (or PlacementService.candidates).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -69,11 +68,12 @@ async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGro
         traits |= set().union(*group.required_traits) | group.forbidden_traits
         aggs |= set().union(*group.member_of) | group.forbidden_aggs
     snap = await load_snapshot(conn, rcs=rcs, traits=traits, aggs=aggs)
-    # Pure CPU over the snapshot: keep the event loop free while it runs.
-    result = await asyncio.to_thread(search, snap, groups, params,
-                                     nested_aware=version >= (1, 29),
-                                     max_candidates=max_candidates)
-    summaries = await load_summaries(conn, result.roots) if result.candidates else {}
+    # Pure Python over the snapshot, run inline: in a thread it would hold
+    # the GIL all the same and only add hand-offs.
+    result = search(snap, groups, params, nested_aware=version >= (1, 29),
+                    max_candidates=max_candidates)
+    summaries = (await load_summaries(conn, snap, result.roots)
+                 if result.candidates else {})
     if result.only is not None:
         summaries = {rp: s for rp, s in summaries.items() if rp in result.only}
     return render(result, summaries, rcs, version)
@@ -82,28 +82,34 @@ async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGro
 def render(result: SearchResult, summaries: dict[str, Summary], requested: set[str],
            version: Version) -> dict[str, Any]:
     requests = []
+    keyed, with_mappings = version >= (1, 12), version >= (1, 34)
     for cand in result.candidates:
         per_rp: dict[str, dict[str, int]] = {}
         for (rp, rc), amount in cand.resources.items():
-            per_rp.setdefault(rp, {})[rc] = amount
-        if version >= (1, 12):
+            res = per_rp.get(rp)
+            if res is None:
+                per_rp[rp] = {rc: amount}
+            else:
+                res[rc] = amount
+        if keyed:
             entry: dict[str, Any] = {"allocations": {
                 rp: {"resources": res} for rp, res in per_rp.items()}}
-            if version >= (1, 34):
+            if with_mappings:
                 entry["mappings"] = {s: sorted(p) for s, p in cand.mappings.items()}
         else:
             entry = {"allocations": [{"resource_provider": {"uuid": rp}, "resources": res}
                                      for rp, res in per_rp.items()]}
         requests.append(entry)
     all_classes = version >= (1, 27)
+    with_traits, with_tree = version >= (1, 17), version >= (1, 29)
     out: dict[str, Any] = {}
     for rp, s in summaries.items():
         body: dict[str, Any] = {"resources": {
             rc: {"capacity": inv.capacity, "used": inv.used}
             for rc, inv in s.resources.items() if all_classes or rc in requested}}
-        if version >= (1, 17):
+        if with_traits:
             body["traits"] = list(s.traits)
-        if version >= (1, 29):
+        if with_tree:
             body["parent_provider_uuid"] = s.parent
             body["root_provider_uuid"] = s.root
         out[rp] = body
