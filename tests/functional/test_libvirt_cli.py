@@ -80,7 +80,8 @@ def env(tmp_path_factory):
     finally:
         code = cloud.stop()
         for name in _virsh("list", "--all", "--name").split():
-            if name.startswith("cloudd-"):
+            # only this test's guests: other runs may share the host's libvirtd
+            if name.startswith("cloudd-") and str(work) in _virsh("dumpxml", name):
                 _virsh("destroy", name)
                 _virsh("undefine", name, "--managed-save")
         shutil.rmtree(work, ignore_errors=True)
