@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITE_OPTION = "cloudd_write"
+TOUCHED = "cloudd_touched"   # connection info: tables a write transaction changed
 
 
 class Database:
@@ -38,14 +39,27 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
+        # Called with the names of the tables a write() changed, right after
+        # its commit (before write() returns), e.g. to refresh an in-memory
+        # index of those tables. Hooks are synchronous and must not raise.
+        self.commit_hooks: list[Callable[[set[str]], None]] = []
+        event.listen(self.engine.sync_engine, "before_execute", _note_dml)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed when the block ends cleanly."""
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+            touched: set[str] = set()
+            conn.info[TOUCHED] = touched
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(TOUCHED, None)
+            if touched:
+                for hook in self.commit_hooks:
+                    hook(touched)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -56,6 +70,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _note_dml(conn, clauseelement, _multiparams, _params, _options) -> None:
+    """Record the table of each INSERT/UPDATE/DELETE run inside write()."""
+    touched = conn.info.get(TOUCHED)
+    if touched is not None and getattr(clauseelement, "is_dml", False):
+        name = getattr(getattr(clauseelement, "table", None), "name", None)
+        if name:
+            touched.add(name)
 
 
 def _ensure_private_file(path: Path) -> None:

@@ -1,8 +1,9 @@
 """The SQL behind allocation candidates and GET /resource_providers filters.
 
-Everything here reads; the search itself (candidate_search.py) is pure Python
-over a ``Snapshot`` loaded in a handful of queries inside one read
-transaction, so it sees one consistent state of the database.
+Everything here reads. The search (candidate_search.py) is pure Python over
+a ``Snapshot``; allocation candidates take theirs from the in-memory index
+(candidate_index.py, which fills it with its own queries), GET
+/resource_providers filters load the few tables they need here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import BigInteger, cast, func, literal_column, select, union_all
+from sqlalchemy import BigInteger, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloudd.db import tables as t
@@ -120,14 +121,6 @@ def _names_stmt(table):
 _RC_NAMES, _TRAIT_NAMES = _names_stmt(t.resource_class), _names_stmt(t.trait)
 
 
-def _known_names_stmt(dialect: str):
-    rc, trait = t.resource_class, t.trait
-    return union_all(
-        select(literal_column("0").label("kind"), rc.c.name).where(member(rc.c.name, "rcs", dialect)),
-        select(literal_column("1").label("kind"), trait.c.name)
-        .where(member(trait.c.name, "traits", dialect)))
-
-
 async def existing(conn: AsyncConnection, table, names: Iterable[str]) -> set[str]:
     names = set(names)
     if not names:
@@ -136,18 +129,6 @@ async def existing(conn: AsyncConnection, table, names: Iterable[str]) -> set[st
     dialect = conn.dialect.name
     rows = await conn.execute(statement(build, conn), {"names": value(names, dialect)})
     return set(rows.scalars())
-
-
-async def known_names(conn: AsyncConnection, rcs: Iterable[str],
-                      traits: Iterable[str]) -> tuple[set[str], set[str]]:
-    """The resource classes and traits among these names that exist (one query)."""
-    dialect = conn.dialect.name
-    out: tuple[set[str], set[str]] = (set(), set())
-    rows = await conn.execute(statement(_known_names_stmt, conn),
-                              {"rcs": value(rcs, dialect), "traits": value(traits, dialect)})
-    for kind, name in rows:
-        out[kind].add(name)
-    return out
 
 
 def _providers_stmt(_dialect: str):
@@ -181,10 +162,6 @@ def _inventory_stmt(dialect: str | None, requested: bool):
 
 def _requested_inventory_stmt(dialect: str):
     return _inventory_stmt(dialect, True)
-
-
-def _all_inventory_stmt(dialect: str):
-    return _inventory_stmt(dialect, False)
 
 
 def _inv(rows, by_class: dict[str, dict[str, Inv]],
@@ -253,41 +230,6 @@ async def load_agg_members(conn: AsyncConnection,
     return dict(out)
 
 
-def _anchors_stmt(_dialect: str):
-    mine, theirs, other = RPA.alias("mine"), RPA.alias("theirs"), RP.alias("other")
-    sharing = select(RPT.c.resource_provider_uuid).where(RPT.c.trait == SHARES)
-    return (select(mine.c.resource_provider_uuid.label("sp"), other.c.root_provider_uuid)
-            .select_from(mine.join(theirs, theirs.c.aggregate_uuid == mine.c.aggregate_uuid)
-                         .join(other, other.c.uuid == theirs.c.resource_provider_uuid))
-            .where(mine.c.resource_provider_uuid.in_(sharing)).distinct())
-
-
-async def load_anchors(conn: AsyncConnection) -> dict[str, set[str]]:
-    """Each sharing provider -> the roots of the providers it shares an
-    aggregate with (Placement's anchors_for_sharing_providers)."""
-    out: dict[str, set[str]] = defaultdict(set)
-    for sp, root in await conn.execute(statement(_anchors_stmt, conn)):
-        out[sp].add(root)
-    return dict(out)
-
-
-async def load_snapshot(conn: AsyncConnection, *, rcs: Iterable[str],
-                        traits: Iterable[str], aggs: Iterable[str]) -> Snapshot:
-    """Everything a candidate search for these classes, traits and aggregates
-    needs, and the inventories and usages of every class for the provider
-    summaries (four to six queries, whatever the request)."""
-    snap = Snapshot()
-    snap.providers = await load_providers(conn)
-    snap.rc_names, snap.trait_names = await known_names(conn, set(rcs), set(traits))
-    rows = (await conn.execute(statement(_all_inventory_stmt, conn))).all()
-    _inv(rows, snap.inventories, snap.by_provider)
-    snap.traits = await load_traits(conn, snap.trait_names | {SHARES})
-    snap.sharing = {rp for rp, have in snap.traits.items() if SHARES in have}
-    snap.agg_members = await load_agg_members(conn, aggs)
-    snap.anchors = await load_anchors(conn) if snap.sharing else {}
-    return snap
-
-
 # -- provider summaries -----------------------------------------------------------------
 
 @dataclass
@@ -297,38 +239,6 @@ class Summary:
     parent: str | None
     resources: dict[str, Inv] = field(default_factory=dict)
     traits: list[str] = field(default_factory=list)
-
-
-def _tree_traits_stmt(dialect: str):
-    return (select(RPT.c.resource_provider_uuid, RPT.c.trait, t.trait.c.standard)
-            .select_from(RPT.join(t.trait, t.trait.c.name == RPT.c.trait)
-                         .join(RP, RP.c.uuid == RPT.c.resource_provider_uuid))
-            .where(member(RP.c.root_provider_uuid, "roots", dialect)))
-
-
-async def load_summaries(conn: AsyncConnection, snap: Snapshot,
-                         roots: Iterable[str]) -> dict[str, Summary]:
-    """Every provider in the trees under ``roots``, with all its inventories
-    and usages (from the snapshot) and all its traits (one query)."""
-    roots = set(roots)
-    out: dict[str, Summary] = {}
-    if not roots:
-        return out
-    by_provider = snap.by_provider
-    for rp, (root, parent) in snap.providers.items():
-        if root in roots:
-            out[rp] = Summary(rp, root, parent, by_provider.get(rp, {}))
-    rows = (await conn.execute(statement(_tree_traits_stmt, conn),
-                               {"roots": value(sorted(roots), conn.dialect.name)})).all()
-    found: dict[str, list[tuple[bool, str]]] = defaultdict(list)
-    for rp, trait, standard in rows:
-        found[rp].append((not standard, trait))
-    for rp, names in found.items():
-        summary = out.get(rp)
-        if summary is not None:
-            # Placement lists traits by id: the standard ones came first.
-            summary.traits = [name for _, name in sorted(names)]
-    return out
 
 
 # -- GET /resource_providers filters ------------------------------------------------------
