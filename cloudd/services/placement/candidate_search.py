@@ -22,6 +22,8 @@ objects/research_context.py) step for step, so results and errors match:
 
 Placement's order of results is that of Python sets; ours is deterministic
 (anchors and providers by uuid), which also lets a limit stop the search early.
+The usual request (one unsuffixed group, no nested or sharing providers
+involved) takes a one-pass path, ``_whole_providers``, with the same result.
 """
 
 from __future__ import annotations
@@ -90,19 +92,23 @@ def search(snap: Snapshot, groups: dict[str, RequestGroup], params: RequestWideP
            *, nested_aware: bool = True, max_candidates: int | None = None) -> SearchResult:
     """All allocation candidates for ``groups`` (raises Placement's 400s for
     unknown resource classes and traits)."""
-    try:
-        anchors_ok = _anchor_roots(snap, params)
-        per_group: dict[str, list[GroupRequest]] = {}
-        for suffix, group in groups.items():
-            per_group[suffix] = _group_requests(snap, suffix, group, anchors_ok)
-    except _NoCandidates:
-        return SearchResult([], set())
     exclude_nested = not nested_aware and snap.has_trees
     limit = params.limit
     stops = [x for x in (limit, max_candidates) if x]
     # Before 1.29 the summaries depend on every candidate, so no early stop.
     stop = min(stops) if stops and not exclude_nested else max_candidates
-    found = _merge(snap, per_group, params, exclude_nested, stop)
+    try:
+        anchors_ok = _anchor_roots(snap, params)
+        if _whole_providers_only(snap, groups):
+            suffix, group = next(iter(groups.items()))
+            found = _whole_providers(snap, suffix, group, anchors_ok, stop)
+        else:
+            per_group: dict[str, list[GroupRequest]] = {}
+            for suffix, group in groups.items():
+                per_group[suffix] = _group_requests(snap, suffix, group, anchors_ok)
+            found = _merge(snap, per_group, params, exclude_nested, stop)
+    except _NoCandidates:
+        return SearchResult([], set())
     only = None
     if exclude_nested:
         only = set().union(*(c.providers for c in found)) if found else set()
@@ -136,8 +142,64 @@ def _anchor_roots(snap: Snapshot, params: RequestWideParams) -> set[str] | None:
     return roots
 
 
-def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
-                    anchors_ok: set[str] | None) -> list[GroupRequest]:
+def _whole_providers_only(snap: Snapshot, groups: dict[str, RequestGroup]) -> bool:
+    """True when every candidate is one root provider holding everything: one
+    unsuffixed group with resources, no in_tree, no nested providers and no
+    sharing provider with any requested class (Nova's usual request)."""
+    if len(groups) != 1 or snap.has_trees:
+        return False
+    group = next(iter(groups.values()))
+    if group.use_same_provider or not group.resources or group.in_tree:
+        return False
+    by_provider = snap.by_provider
+    return not any(rc in by_provider.get(sp, ()) for sp in snap.sharing
+                   for rc in group.resources)
+
+
+def _whole_providers(snap: Snapshot, suffix: str, group: RequestGroup,
+                     anchors_ok: set[str] | None, stop: int | None) -> list[Candidate]:
+    """The search for ``_whole_providers_only`` requests: the same candidates
+    in the same order as the general path (providers by uuid), found in one
+    pass that stops at ``stop``."""
+    in_aggs = _check_group(snap, group)
+    pool: set[str] | None = in_aggs if group.member_of else None
+    if anchors_ok is not None:
+        pool = anchors_ok if pool is None else pool & anchors_ok
+    wanted = [(rc, amount, snap.inventories.get(rc, {}))
+              for rc, amount in group.resources.items()]
+    required, forbidden = group.required_traits, group.forbidden_traits
+    bad_aggs = snap.in_any_agg(group.forbidden_aggs) if group.forbidden_aggs else None
+    traits = snap.traits
+    empty: set[str] = set()
+    ordered = getattr(snap, "ordered", None) or sorted(snap.providers)
+    out: list[Candidate] = []
+    for rp in ordered:
+        if pool is not None and rp not in pool:
+            continue
+        resources = {}
+        for rc, amount, per_rp in wanted:
+            inv = per_rp.get(rp)
+            if inv is None or not inv.fits(amount):
+                break
+            resources[(rp, rc)] = amount
+        else:
+            if required or forbidden:
+                have = traits.get(rp, empty)
+                if forbidden and have & forbidden:
+                    continue
+                if required and not all(any_of & have for any_of in required):
+                    continue
+            if bad_aggs and rp in bad_aggs:
+                continue
+            out.append(Candidate(rp, resources, {suffix: {rp}}))
+            if stop is not None and len(out) >= stop:
+                break
+    return out
+
+
+def _check_group(snap: Snapshot, group: RequestGroup) -> set[str]:
+    """Placement's 400s for the group's unknown classes and traits, in its
+    order; the providers in its member_of aggregates (no candidates: none)."""
     for rc in group.resources:
         if rc not in snap.rc_names:
             raise rc_not_found(rc)
@@ -149,6 +211,12 @@ def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
     for any_of in group.required_traits:
         _check_traits(snap, any_of)
     _check_traits(snap, group.forbidden_traits)
+    return in_aggs
+
+
+def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
+                    anchors_ok: set[str] | None) -> list[GroupRequest]:
+    in_aggs = _check_group(snap, group)
     tree_root = None
     if group.in_tree:
         if group.in_tree not in snap.providers:
