@@ -82,6 +82,8 @@ def _world(n: int, seed_: int) -> IndexedSnapshot:
                 snap.inventories.setdefault(rc, {})[rp] = invs[rc]
         snap.by_provider[rp] = invs
         snap.traits[rp] = {x for x in traits if rnd.random() < 0.5}
+        for x in snap.traits[rp]:
+            snap.trait_members.setdefault(x, set()).add(rp)
         for agg in aggs:
             if rnd.random() < 0.3:
                 snap.agg_members.setdefault(agg, set()).add(rp)

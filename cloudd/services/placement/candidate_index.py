@@ -60,6 +60,7 @@ class IndexedSnapshot(Snapshot):
         super().__init__()
         self.trees: dict[str, list[str]] = {}           # root -> its providers
         self.ordered: list[str] = []                    # every provider, by uuid
+        self.trait_members: dict[str, set[str]] = {}    # trait -> providers with it
         self.standard: set[str] = set()                 # standard trait names
         self._sorted_traits: dict[str, list[str]] = {}
         self._has_trees = False
@@ -235,13 +236,18 @@ async def load_everything(conn: AsyncConnection) -> IndexedSnapshot:
             by_provider[rp] = {rc: inv}
         else:
             per_rp[rc] = inv
-    traits = snap.traits
+    traits, trait_members = snap.traits, snap.trait_members
     for rp, trait in await _rows(conn, _provider_traits_stmt):
         have = traits.get(rp)
         if have is None:
             traits[rp] = {trait}
         else:
             have.add(trait)
+        members = trait_members.get(trait)
+        if members is None:
+            trait_members[trait] = {rp}
+        else:
+            members.add(rp)
     aggs_of: dict[str, set[str]] = defaultdict(set)
     members: dict[str, set[str]] = defaultdict(set)
     for agg, rp in await _rows(conn, _aggregates_stmt):

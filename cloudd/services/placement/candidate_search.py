@@ -165,6 +165,13 @@ def _whole_providers(snap: Snapshot, suffix: str, group: RequestGroup,
     pool: set[str] | None = in_aggs if group.member_of else None
     if anchors_ok is not None:
         pool = anchors_ok if pool is None else pool & anchors_ok
+    members = getattr(snap, "trait_members", None)
+    if members is not None:
+        # Narrow to the providers with the required traits up front, from
+        # the index's trait -> providers sets (each still checked below).
+        for any_of in group.required_traits:
+            having = set().union(*(members.get(name, ()) for name in any_of))
+            pool = having if pool is None else pool & having
     wanted = [(rc, amount, snap.inventories.get(rc, {}))
               for rc, amount in group.resources.items()]
     required, forbidden = group.required_traits, group.forbidden_traits
