@@ -11,7 +11,8 @@ allocation. Checks that both give the same answers, then measures:
 1. start time: process start to the first HTTP 200 on the Placement root,
    median of a few restarts alternating between the servers, and the one-off
    set-up (cloudd's first start with bootstrap / ``placement-manage db sync``);
-2. building the world: write requests/s at the same concurrency;
+2. building the world (both servers at once, allocations in batches through
+   POST /allocations): write requests/s and server CPU per write;
 3. idle RSS (and PSS) once built and settled: cloudd's one process against the
    sum over gunicorn's master and workers;
 4. requests/s and p50/p99 latency of concurrent aiohttp clients, in slices that
@@ -235,9 +236,9 @@ def prepare_cloudd(work: Path, db_url: str) -> Target:
 # HTTP
 
 
-def session(concurrency: int) -> aiohttp.ClientSession:
+def session(concurrency: int, timeout: float = 120) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
-                                 timeout=aiohttp.ClientTimeout(total=120), headers=HEADERS)
+                                 timeout=aiohttp.ClientTimeout(total=timeout), headers=HEADERS)
 
 
 async def call(s: aiohttp.ClientSession, t: Target, method: str, path: str,
@@ -262,8 +263,17 @@ def claim_body(rp: str, vcpu: int = 1, mem: int = 512, disk: int = 10) -> dict:
             "consumer_type": "INSTANCE"}
 
 
+ALLOCATION_BATCH = 100     # consumers per POST /allocations while building
+
+
 async def build_world(t: Target, n: int, concurrency: int) -> dict:
-    """Create the providers and everything on them; every write is timed."""
+    """Create the providers and everything on them; every write is timed.
+
+    Per provider: POST /resource_providers, PUT its inventories, its traits
+    and (two in five) its aggregates, each with the generation the previous
+    write left (0, 1, 2: known in advance). Then the allocations of every
+    other provider, ALLOCATION_BATCH consumers per POST /allocations.
+    """
     lat: list[float] = []
 
     async def timed(s, method, path, body=None):
@@ -279,29 +289,38 @@ async def build_world(t: Target, n: int, concurrency: int) -> dict:
 
         async def provider(i: int) -> None:
             u = rp_uuid(i)
-            rp = await timed(s, "POST", "/resource_providers", {"name": f"bench-{i:05d}",
-                                                                 "uuid": u})
-            gen = rp["generation"]
-            inv = await timed(s, "PUT", f"/resource_providers/{u}/inventories",
-                              {"resource_provider_generation": gen,
-                               "inventories": world_inventory(i)})
-            tr = await timed(s, "PUT", f"/resource_providers/{u}/traits",
-                             {"resource_provider_generation": inv["resource_provider_generation"],
-                              "traits": world_traits(i)})
+            await timed(s, "POST", "/resource_providers", {"name": f"bench-{i:05d}", "uuid": u})
+            await timed(s, "PUT", f"/resource_providers/{u}/inventories",
+                        {"resource_provider_generation": 0, "inventories": world_inventory(i)})
+            await timed(s, "PUT", f"/resource_providers/{u}/traits",
+                        {"resource_provider_generation": 1, "traits": world_traits(i)})
             if world_aggregates(i):
                 await timed(s, "PUT", f"/resource_providers/{u}/aggregates",
-                            {"resource_provider_generation":
-                             tr["resource_provider_generation"],
+                            {"resource_provider_generation": 2,
                              "aggregates": world_aggregates(i)})
-            if i % 2 == 1:       # half of them carry an allocation
-                await timed(s, "PUT", f"/allocations/{uuid.uuid5(NS, f'consumer-{i}')}",
-                            claim_body(u, 4, 8192 if i % 10 != 9 else 128, 100))
+
+        def allocations(i: int) -> dict:
+            body = claim_body(rp_uuid(i), 4, 8192 if i % 10 != 9 else 128, 100)
+            return {str(uuid.uuid5(NS, f"consumer-{i}")): body}
+
+        batches: list[list[int]] = []
+        carrying = [i for i in range(n) if i % 2 == 1]     # half carry an allocation
+        for k in range(0, len(carrying), ALLOCATION_BATCH):
+            batches.append(carrying[k:k + ALLOCATION_BATCH])
 
         async def worker(k: int) -> None:
             for i in range(k, n, concurrency):
                 await provider(i)
 
+        async def alloc_worker(k: int) -> None:
+            for b in range(k, len(batches), concurrency):
+                body: dict = {}
+                for i in batches[b]:
+                    body.update(allocations(i))
+                await timed(s, "POST", "/allocations", body)
+
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        await asyncio.gather(*(alloc_worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - t0
         cpu = cpu_seconds(pids) - cpu0
     return {"providers": n, "requests": len(lat), "seconds": round(elapsed, 2),
@@ -327,7 +346,7 @@ def normal_providers(body: dict) -> list:
 async def answers(t: Target) -> dict:
     """What each read workload returns, normalised for comparison (no limit)."""
     out: dict = {}
-    async with session(4) as s:
+    async with session(4, timeout=900) as s:     # every candidate of a large world
         for name, path in candidate_queries(0).items():
             out[name] = normal_candidates(await must(s, t, "GET", path))
         out["providers"] = normal_providers(await must(s, t, "GET", "/resource_providers"))
@@ -489,11 +508,14 @@ async def load(t: Target, op, duration: float, concurrency: int, tally: Tally | 
 async def measure(targets: list[Target], args, seconds: float, warm_s: float, rounds: int,
                   settle_s: float) -> dict:
     out: dict[str, dict] = {t.name: {} for t in targets}
-    for t in targets:
-        log(f"{t.name}: building {args.providers} providers ({args.concurrency} clients)")
-        out[t.name]["build"] = await build_world(t, args.providers, args.concurrency)
-        b = out[t.name]["build"]
-        log(f"{t.name}: {b['requests']} writes in {b['seconds']} s = {b['rps']} req/s")
+    log(f"building {args.providers} providers in {', '.join(t.name for t in targets)} "
+        f"at once ({args.build_concurrency} clients each)")
+    built = await asyncio.gather(*(build_world(t, args.providers, args.build_concurrency)
+                                   for t in targets))
+    for t, b in zip(targets, built):
+        out[t.name]["build"] = b
+        log(f"{t.name}: {b['requests']} writes in {b['seconds']} s = {b['rps']} req/s, "
+            f"{b['server_cpu_ms_per_req']} ms CPU/req")
     seen = {t.name: await answers(t) for t in targets}
     if len(targets) == 2:
         cmp = compare(seen[targets[0].name], seen[targets[1].name])
@@ -605,6 +627,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=1000,
                     help="allocation_candidates limit (Nova's max_placement_results, 1000)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--build-concurrency", type=int, default=32,
+                    help="clients per server while building the world (both at once)")
     ap.add_argument("--seconds", type=float, help="measured seconds per workload and server "
                                                   "(default 10, quick 3)")
     ap.add_argument("--runs", type=int, help="measured restarts per server (default 5, "
@@ -646,6 +670,7 @@ def main() -> int:
         "command": " ".join([".venv/bin/python", "bench/placement.py", *sys.argv[1:]]),
         "machine": machine(), "cloudd_commit": commit(),
         "settings": {"providers": args.providers, "concurrency": args.concurrency,
+                     "build_concurrency": args.build_concurrency,
                      "seconds_per_workload": seconds, "slices_per_server": rounds,
                      "warm_up_seconds": warm_s, "restarts": runs, "limit": args.limit,
                      "microversion": MICROVERSION, "database": db,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ PING_AFTER_IDLE = 5.0
 # Set while a task holds a SQLite write transaction of this process.
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("cloudd_in_write",
                                                                  default=False)
+TOUCHED = "cloudd_touched"   # connection info: tables a write transaction changed
 
 
 class Database:
@@ -57,6 +58,11 @@ class Database:
         self._serialise_writes = self.dialect == "sqlite"
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
+        # Called with the names of the tables a write() changed, right after
+        # its commit (before write() returns), e.g. to refresh an in-memory
+        # index of those tables. Hooks are synchronous and must not raise.
+        self.commit_hooks: list[Callable[[set[str]], None]] = []
+        event.listen(self.engine.sync_engine, "before_execute", _note_dml)
 
     def _lock(self) -> asyncio.Lock:
         lock = self._write_lock
@@ -84,8 +90,16 @@ class Database:
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+            touched: set[str] = set()
+            conn.info[TOUCHED] = touched
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(TOUCHED, None)
+            if touched:
+                for hook in self.commit_hooks:
+                    hook(touched)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -95,6 +109,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _note_dml(conn, clauseelement, _multiparams, _params, _options) -> None:
+    """Record the table of each INSERT/UPDATE/DELETE run inside write()."""
+    touched = conn.info.get(TOUCHED)
+    if touched is not None and getattr(clauseelement, "is_dml", False):
+        name = getattr(getattr(clauseelement, "table", None), "name", None)
+        if name:
+            touched.add(name)
 
 
 def _ensure_private_file(path: Path) -> None:

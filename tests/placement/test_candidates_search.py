@@ -83,8 +83,7 @@ async def candidates(db, version, **params):
     for key, value in params.items():
         for v in value if isinstance(value, list) else [value]:
             query.add(key, v)
-    async with db.read() as conn:
-        return await candidates_for_query(conn, query, version=version)
+    return await candidates_for_query(db, query, version=version)
 
 
 def names(body, world) -> list[dict[str, dict]]:

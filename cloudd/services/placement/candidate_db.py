@@ -1,8 +1,9 @@
 """The SQL behind allocation candidates and GET /resource_providers filters.
 
-Everything here reads; the search itself (candidate_search.py) is pure Python
-over a ``Snapshot`` loaded in a handful of queries inside one read
-transaction, so it sees one consistent state of the database.
+Everything here reads. The search (candidate_search.py) is pure Python over
+a ``Snapshot``; allocation candidates take theirs from the in-memory index
+(candidate_index.py, which fills it with its own queries), GET
+/resource_providers filters load the few tables they need here.
 """
 
 from __future__ import annotations
@@ -11,38 +12,42 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloudd.db import tables as t
 from cloudd.services.placement.errors import error
+from cloudd.services.placement.listparam import member, statement, value
 
 SHARES = "MISC_SHARES_VIA_AGGREGATE"
 RP, INV, ALLOC = t.resource_provider, t.inventory, t.allocation
 RPT, RPA = t.resource_provider_trait, t.resource_provider_aggregate
 
 
-@dataclass(frozen=True)
 class Inv:
     """One inventory record plus what is allocated from it."""
 
-    total: int
-    reserved: int
-    min_unit: int
-    max_unit: int
-    step_size: int
-    allocation_ratio: float
-    used: int
+    __slots__ = ("total", "reserved", "min_unit", "max_unit", "step_size",
+                 "allocation_ratio", "used", "limit", "capacity")
+
+    def __init__(self, total: int, reserved: int, min_unit: int, max_unit: int,
+                 step_size: int, allocation_ratio: float, used: int) -> None:
+        self.total = total
+        self.reserved = reserved
+        self.min_unit = min_unit
+        self.max_unit = max_unit
+        self.step_size = step_size
+        self.allocation_ratio = allocation_ratio
+        self.used = used
+        # What may be allocated in all (Placement compares against this float).
+        self.limit = (total - reserved) * allocation_ratio
+        self.capacity = int(self.limit)
 
     def fits(self, amount: int) -> bool:
         """Placement's capacity check for one request of ``amount``."""
-        return (self.used + amount <= (self.total - self.reserved) * self.allocation_ratio
+        return (self.used + amount <= self.limit
                 and self.min_unit <= amount <= self.max_unit
                 and amount % self.step_size == 0)
-
-    @property
-    def capacity(self) -> int:
-        return int((self.total - self.reserved) * self.allocation_ratio)
 
 
 @dataclass
@@ -53,8 +58,10 @@ class Snapshot:
     providers: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     rc_names: set[str] = field(default_factory=set)      # requested ones that exist
     trait_names: set[str] = field(default_factory=set)   # mentioned ones that exist
-    # resource class -> provider -> inventory, for the requested classes.
+    # resource class -> provider -> inventory, for every class...
     inventories: dict[str, dict[str, Inv]] = field(default_factory=dict)
+    # ...and the same records by provider -> resource class (for summaries).
+    by_provider: dict[str, dict[str, Inv]] = field(default_factory=dict)
     # provider -> the mentioned traits (and MISC_SHARES_VIA_AGGREGATE) it has.
     traits: dict[str, set[str]] = field(default_factory=dict)
     # aggregate -> member providers, for the mentioned aggregates.
@@ -100,38 +107,76 @@ class Snapshot:
 
 
 # -- loading ------------------------------------------------------------------------
+#
+# Every statement is built once per dialect (listparam.statement) with lists
+# bound as one parameter, so SQLAlchemy compiles it once and asyncpg prepares
+# it once per connection.
 
-def _chunks(values: Iterable[str], size: int = 500) -> Iterable[list[str]]:
-    items = sorted(set(values))
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _names_stmt(table):
+    def build(dialect: str):
+        return select(table.c.name).where(member(table.c.name, "names", dialect))
+    return build
+
+
+_RC_NAMES, _TRAIT_NAMES = _names_stmt(t.resource_class), _names_stmt(t.trait)
 
 
 async def existing(conn: AsyncConnection, table, names: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for part in _chunks(names):
-        out |= set((await conn.execute(
-            select(table.c.name).where(table.c.name.in_(part)))).scalars())
-    return out
+    names = set(names)
+    if not names:
+        return set()
+    build = _RC_NAMES if table is t.resource_class else _TRAIT_NAMES
+    dialect = conn.dialect.name
+    rows = await conn.execute(statement(build, conn), {"names": value(names, dialect)})
+    return set(rows.scalars())
+
+
+def _providers_stmt(_dialect: str):
+    return select(RP.c.uuid, RP.c.root_provider_uuid, RP.c.parent_provider_uuid)
 
 
 async def load_providers(conn: AsyncConnection) -> dict[str, tuple[str, str | None]]:
-    rows = await conn.execute(select(RP.c.uuid, RP.c.root_provider_uuid,
-                                     RP.c.parent_provider_uuid))
-    return {r.uuid: (r.root_provider_uuid, r.parent_provider_uuid) for r in rows}
+    rows = (await conn.execute(statement(_providers_stmt, conn))).all()
+    return {uuid: (root, parent) for uuid, root, parent in rows}
 
 
-def _usage(rcs: list[str] | None = None):
-    q = select(ALLOC.c.resource_provider_uuid.label("rp"), ALLOC.c.resource_class.label("rc"),
-               func.sum(ALLOC.c.used).label("used"))
-    if rcs is not None:
-        q = q.where(ALLOC.c.resource_class.in_(rcs))
-    return q.group_by(ALLOC.c.resource_provider_uuid, ALLOC.c.resource_class).subquery()
+def _inventory_stmt(dialect: str | None, requested: bool):
+    """Inventory rows (provider, class, total, reserved, min_unit, max_unit,
+    step_size, allocation_ratio, used): of the classes bound as ``rcs`` when
+    ``requested``, else of every class."""
+    usage = select(ALLOC.c.resource_provider_uuid.label("rp"),
+                   ALLOC.c.resource_class.label("rc"),
+                   cast(func.sum(ALLOC.c.used), BigInteger).label("used"))
+    if requested:
+        usage = usage.where(member(ALLOC.c.resource_class, "rcs", dialect))
+    usage = usage.group_by(ALLOC.c.resource_provider_uuid, ALLOC.c.resource_class).subquery()
+    q = (select(INV.c.resource_provider_uuid, INV.c.resource_class, INV.c.total,
+                INV.c.reserved, INV.c.min_unit, INV.c.max_unit, INV.c.step_size,
+                INV.c.allocation_ratio, func.coalesce(usage.c.used, literal_column("0")))
+         .select_from(INV.outerjoin(usage, (usage.c.rp == INV.c.resource_provider_uuid)
+                                    & (usage.c.rc == INV.c.resource_class))))
+    if requested:
+        q = q.where(member(INV.c.resource_class, "rcs", dialect))
+    return q
 
 
-def _inv_row(r) -> Inv:
-    return Inv(int(r.total), int(r.reserved), int(r.min_unit), int(r.max_unit),
-               int(r.step_size), float(r.allocation_ratio), int(r.used or 0))
+def _requested_inventory_stmt(dialect: str):
+    return _inventory_stmt(dialect, True)
+
+
+def _inv(rows, by_class: dict[str, dict[str, Inv]],
+         by_provider: dict[str, dict[str, Inv]] | None = None) -> None:
+    for rp, rc, total, reserved, min_unit, max_unit, step, ratio, used in rows:
+        inv = Inv(total, reserved, min_unit, max_unit, step, float(ratio), int(used))
+        per_class = by_class.get(rc)
+        if per_class is None:
+            per_class = by_class[rc] = {}
+        per_class[rp] = inv
+        if by_provider is not None:
+            per_rp = by_provider.get(rp)
+            if per_rp is None:
+                per_rp = by_provider[rp] = {}
+            per_rp[rc] = inv
 
 
 async def load_inventories(conn: AsyncConnection,
@@ -140,67 +185,49 @@ async def load_inventories(conn: AsyncConnection,
     out: dict[str, dict[str, Inv]] = {rc: {} for rc in rcs}
     if not rcs:
         return out
-    usage = _usage(rcs)
-    q = (select(INV, usage.c.used)
-         .select_from(INV.outerjoin(usage, (usage.c.rp == INV.c.resource_provider_uuid)
-                                    & (usage.c.rc == INV.c.resource_class)))
-         .where(INV.c.resource_class.in_(rcs)))
-    for r in await conn.execute(q):
-        out[r.resource_class][r.resource_provider_uuid] = _inv_row(r)
+    rows = (await conn.execute(statement(_requested_inventory_stmt, conn),
+                               {"rcs": value(rcs, conn.dialect.name)})).all()
+    _inv(rows, out)
     return out
 
 
+def _traits_stmt(dialect: str):
+    return (select(RPT.c.resource_provider_uuid, RPT.c.trait)
+            .where(member(RPT.c.trait, "names", dialect)))
+
+
 async def load_traits(conn: AsyncConnection, names: Iterable[str]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
-    for part in _chunks(names):
-        rows = await conn.execute(select(RPT.c.resource_provider_uuid, RPT.c.trait)
-                                  .where(RPT.c.trait.in_(part)))
-        for rp, trait in rows:
-            out[rp].add(trait)
-    return dict(out)
+    names = set(names)
+    out: dict[str, set[str]] = {}
+    if not names:
+        return out
+    rows = (await conn.execute(statement(_traits_stmt, conn),
+                               {"names": value(names, conn.dialect.name)})).all()
+    for rp, trait in rows:
+        have = out.get(rp)
+        if have is None:
+            out[rp] = {trait}
+        else:
+            have.add(trait)
+    return out
+
+
+def _agg_members_stmt(dialect: str):
+    return (select(RPA.c.aggregate_uuid, RPA.c.resource_provider_uuid)
+            .where(member(RPA.c.aggregate_uuid, "aggs", dialect)))
 
 
 async def load_agg_members(conn: AsyncConnection,
                            aggs: Iterable[str]) -> dict[str, set[str]]:
+    aggs = set(aggs)
     out: dict[str, set[str]] = defaultdict(set)
-    for part in _chunks(aggs):
-        rows = await conn.execute(select(RPA.c.aggregate_uuid, RPA.c.resource_provider_uuid)
-                                  .where(RPA.c.aggregate_uuid.in_(part)))
-        for agg, rp in rows:
-            out[agg].add(rp)
+    if not aggs:
+        return {}
+    rows = await conn.execute(statement(_agg_members_stmt, conn),
+                              {"aggs": value(aggs, conn.dialect.name)})
+    for agg, rp in rows:
+        out[agg].add(rp)
     return dict(out)
-
-
-async def load_anchors(conn: AsyncConnection) -> dict[str, set[str]]:
-    """Each sharing provider -> the roots of the providers it shares an
-    aggregate with (Placement's anchors_for_sharing_providers)."""
-    mine, theirs, other = RPA.alias("mine"), RPA.alias("theirs"), RP.alias("other")
-    sharing = select(RPT.c.resource_provider_uuid).where(RPT.c.trait == SHARES)
-    q = (select(mine.c.resource_provider_uuid.label("sp"), other.c.root_provider_uuid)
-         .select_from(mine.join(theirs, theirs.c.aggregate_uuid == mine.c.aggregate_uuid)
-                      .join(other, other.c.uuid == theirs.c.resource_provider_uuid))
-         .where(mine.c.resource_provider_uuid.in_(sharing)).distinct())
-    out: dict[str, set[str]] = defaultdict(set)
-    for sp, root in await conn.execute(q):
-        out[sp].add(root)
-    return dict(out)
-
-
-async def load_snapshot(conn: AsyncConnection, *, rcs: Iterable[str],
-                        traits: Iterable[str], aggs: Iterable[str]) -> Snapshot:
-    """Everything a candidate search for these classes, traits and aggregates
-    needs (six queries, whatever the request)."""
-    snap = Snapshot()
-    snap.providers = await load_providers(conn)
-    snap.rc_names = await existing(conn, t.resource_class, rcs)
-    traits = set(traits)
-    snap.trait_names = await existing(conn, t.trait, traits)
-    snap.inventories = await load_inventories(conn, snap.rc_names)
-    snap.traits = await load_traits(conn, snap.trait_names | {SHARES})
-    snap.sharing = {rp for rp, have in snap.traits.items() if SHARES in have}
-    snap.agg_members = await load_agg_members(conn, aggs)
-    snap.anchors = await load_anchors(conn) if snap.sharing else {}
-    return snap
 
 
 # -- provider summaries -----------------------------------------------------------------
@@ -212,37 +239,6 @@ class Summary:
     parent: str | None
     resources: dict[str, Inv] = field(default_factory=dict)
     traits: list[str] = field(default_factory=list)
-
-
-async def load_summaries(conn: AsyncConnection, roots: Iterable[str]) -> dict[str, Summary]:
-    """Every provider in the trees under ``roots``, with all its inventories,
-    usages and traits."""
-    out: dict[str, Summary] = {}
-    roots = sorted(set(roots))
-    for part in _chunks(roots):
-        rows = await conn.execute(select(RP.c.uuid, RP.c.root_provider_uuid,
-                                         RP.c.parent_provider_uuid)
-                                  .where(RP.c.root_provider_uuid.in_(part)))
-        for r in rows:
-            out[r.uuid] = Summary(r.uuid, r.root_provider_uuid, r.parent_provider_uuid)
-        usage = _usage()
-        tree = select(RP.c.uuid).where(RP.c.root_provider_uuid.in_(part))
-        q = (select(INV, usage.c.used)
-             .select_from(INV.outerjoin(usage, (usage.c.rp == INV.c.resource_provider_uuid)
-                                        & (usage.c.rc == INV.c.resource_class)))
-             .where(INV.c.resource_provider_uuid.in_(tree)))
-        for r in await conn.execute(q):
-            out[r.resource_provider_uuid].resources[r.resource_class] = _inv_row(r)
-        q = (select(RPT.c.resource_provider_uuid, RPT.c.trait, t.trait.c.standard)
-             .select_from(RPT.join(t.trait, t.trait.c.name == RPT.c.trait))
-             .where(RPT.c.resource_provider_uuid.in_(tree)))
-        found: dict[str, list[tuple[bool, str]]] = defaultdict(list)
-        for rp, trait, standard in await conn.execute(q):
-            found[rp].append((not standard, trait))
-        for rp, names in found.items():
-            # Placement lists traits by id: the standard ones came first.
-            out[rp].traits = [name for _, name in sorted(names)]
-    return out
 
 
 # -- GET /resource_providers filters ------------------------------------------------------

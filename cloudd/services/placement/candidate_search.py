@@ -22,6 +22,8 @@ objects/research_context.py) step for step, so results and errors match:
 
 Placement's order of results is that of Python sets; ours is deterministic
 (anchors and providers by uuid), which also lets a limit stop the search early.
+The usual request (one unsuffixed group, no nested or sharing providers
+involved) takes a one-pass path, ``_whole_providers``, with the same result.
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cloudd.services.placement.candidate_db import Snapshot
 from cloudd.services.placement.errors import error
 from cloudd.services.placement.query import RequestGroup, RequestWideParams, flat_names
 
 
-@dataclass(frozen=True)
-class GroupRequest:
-    """What one request group takes in one candidate."""
+class GroupRequest(NamedTuple):
+    """What one request group takes in one candidate (a named tuple: many
+    are made per search)."""
 
     anchor: str
     suffix: str
@@ -89,19 +92,23 @@ def search(snap: Snapshot, groups: dict[str, RequestGroup], params: RequestWideP
            *, nested_aware: bool = True, max_candidates: int | None = None) -> SearchResult:
     """All allocation candidates for ``groups`` (raises Placement's 400s for
     unknown resource classes and traits)."""
-    try:
-        anchors_ok = _anchor_roots(snap, params)
-        per_group: dict[str, list[GroupRequest]] = {}
-        for suffix, group in groups.items():
-            per_group[suffix] = _group_requests(snap, suffix, group, anchors_ok)
-    except _NoCandidates:
-        return SearchResult([], set())
     exclude_nested = not nested_aware and snap.has_trees
     limit = params.limit
     stops = [x for x in (limit, max_candidates) if x]
     # Before 1.29 the summaries depend on every candidate, so no early stop.
     stop = min(stops) if stops and not exclude_nested else max_candidates
-    found = _merge(snap, per_group, params, exclude_nested, stop)
+    try:
+        anchors_ok = _anchor_roots(snap, params)
+        if _whole_providers_only(snap, groups):
+            suffix, group = next(iter(groups.items()))
+            found = _whole_providers(snap, suffix, group, anchors_ok, stop)
+        else:
+            per_group: dict[str, list[GroupRequest]] = {}
+            for suffix, group in groups.items():
+                per_group[suffix] = _group_requests(snap, suffix, group, anchors_ok)
+            found = _merge(snap, per_group, params, exclude_nested, stop)
+    except _NoCandidates:
+        return SearchResult([], set())
     only = None
     if exclude_nested:
         only = set().union(*(c.providers for c in found)) if found else set()
@@ -135,8 +142,71 @@ def _anchor_roots(snap: Snapshot, params: RequestWideParams) -> set[str] | None:
     return roots
 
 
-def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
-                    anchors_ok: set[str] | None) -> list[GroupRequest]:
+def _whole_providers_only(snap: Snapshot, groups: dict[str, RequestGroup]) -> bool:
+    """True when every candidate is one root provider holding everything: one
+    unsuffixed group with resources, no in_tree, no nested providers and no
+    sharing provider with any requested class (Nova's usual request)."""
+    if len(groups) != 1 or snap.has_trees:
+        return False
+    group = next(iter(groups.values()))
+    if group.use_same_provider or not group.resources or group.in_tree:
+        return False
+    by_provider = snap.by_provider
+    return not any(rc in by_provider.get(sp, ()) for sp in snap.sharing
+                   for rc in group.resources)
+
+
+def _whole_providers(snap: Snapshot, suffix: str, group: RequestGroup,
+                     anchors_ok: set[str] | None, stop: int | None) -> list[Candidate]:
+    """The search for ``_whole_providers_only`` requests: the same candidates
+    in the same order as the general path (providers by uuid), found in one
+    pass that stops at ``stop``."""
+    in_aggs = _check_group(snap, group)
+    pool: set[str] | None = in_aggs if group.member_of else None
+    if anchors_ok is not None:
+        pool = anchors_ok if pool is None else pool & anchors_ok
+    members = getattr(snap, "trait_members", None)
+    if members is not None:
+        # Narrow to the providers with the required traits up front, from
+        # the index's trait -> providers sets (each still checked below).
+        for any_of in group.required_traits:
+            having = set().union(*(members.get(name, ()) for name in any_of))
+            pool = having if pool is None else pool & having
+    wanted = [(rc, amount, snap.inventories.get(rc, {}))
+              for rc, amount in group.resources.items()]
+    required, forbidden = group.required_traits, group.forbidden_traits
+    bad_aggs = snap.in_any_agg(group.forbidden_aggs) if group.forbidden_aggs else None
+    traits = snap.traits
+    empty: set[str] = set()
+    ordered = getattr(snap, "ordered", None) or sorted(snap.providers)
+    out: list[Candidate] = []
+    for rp in ordered:
+        if pool is not None and rp not in pool:
+            continue
+        resources = {}
+        for rc, amount, per_rp in wanted:
+            inv = per_rp.get(rp)
+            if inv is None or not inv.fits(amount):
+                break
+            resources[(rp, rc)] = amount
+        else:
+            if required or forbidden:
+                have = traits.get(rp, empty)
+                if forbidden and have & forbidden:
+                    continue
+                if required and not all(any_of & have for any_of in required):
+                    continue
+            if bad_aggs and rp in bad_aggs:
+                continue
+            out.append(Candidate(rp, resources, {suffix: {rp}}))
+            if stop is not None and len(out) >= stop:
+                break
+    return out
+
+
+def _check_group(snap: Snapshot, group: RequestGroup) -> set[str]:
+    """Placement's 400s for the group's unknown classes and traits, in its
+    order; the providers in its member_of aggregates (no candidates: none)."""
     for rc in group.resources:
         if rc not in snap.rc_names:
             raise rc_not_found(rc)
@@ -148,6 +218,12 @@ def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
     for any_of in group.required_traits:
         _check_traits(snap, any_of)
     _check_traits(snap, group.forbidden_traits)
+    return in_aggs
+
+
+def _group_requests(snap: Snapshot, suffix: str, group: RequestGroup,
+                    anchors_ok: set[str] | None) -> list[GroupRequest]:
+    in_aggs = _check_group(snap, group)
     tree_root = None
     if group.in_tree:
         if group.in_tree not in snap.providers:
@@ -219,8 +295,9 @@ def _spread(snap, suffix, group, with_res, in_aggs, tree_root,
         return []
     bad_aggs = snap.in_any_agg(group.forbidden_aggs) if group.forbidden_aggs else set()
     picks: set[tuple[str, str, str]] = set()        # (provider, anchor, class)
+    providers = snap.providers
     for rc in group.resources:
-        found = {(rp, snap.root(rp), rc) for rp in with_res[rc]}
+        found = {(rp, providers[rp][0], rc) for rp in with_res[rc]}
         shared = snap.sharing & with_res[rc]
         if group.member_of:
             shared &= in_aggs
@@ -241,21 +318,32 @@ def _spread(snap, suffix, group, with_res, in_aggs, tree_root,
         picks = found
         if not picks:
             return []
-    by_anchor: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    by_anchor: dict[str, dict[str, list[str]]] = {}
     for rp, anchor, rc in picks:
-        by_anchor[anchor][rc].append(rp)
+        per_rc = by_anchor.get(anchor)
+        if per_rc is None:
+            per_rc = by_anchor[anchor] = {}
+        rps = per_rc.get(rc)
+        if rps is None:
+            per_rc[rc] = [rp]
+        else:
+            rps.append(rp)
     rcs = list(group.resources)
+    amounts = [group.resources[rc] for rc in rcs]
+    forbidden, required = group.forbidden_traits, group.required_traits
+    traits_of = snap.traits_of
     out = []
     for anchor in sorted(by_anchor):
-        lists = [sorted(by_anchor[anchor][rc]) for rc in rcs]
+        per_rc = by_anchor[anchor]
+        lists = [sorted(per_rc.get(rc, ())) for rc in rcs]
         for combo in itertools.product(*lists):
-            if group.forbidden_traits and any(
-                    snap.traits_of(rp) & group.forbidden_traits for rp in combo):
+            if forbidden and any(traits_of(rp) & forbidden for rp in combo):
                 continue
-            have = set().union(*(snap.traits_of(rp) for rp in combo))
-            if not all(any_of & have for any_of in group.required_traits):
-                continue
-            res = tuple((rp, rc, group.resources[rc]) for rp, rc in zip(combo, rcs))
+            if required:
+                have = set().union(*(traits_of(rp) for rp in combo))
+                if not all(any_of & have for any_of in required):
+                    continue
+            res = tuple(zip(combo, rcs, amounts))
             out.append(GroupRequest(anchor, suffix, False, res, frozenset(combo)))
     return out
 
@@ -272,25 +360,35 @@ def _merge(snap: Snapshot, per_group: dict[str, list[GroupRequest]],
         for req in reqs:
             by_anchor[req.anchor][suffix].append(req)
     isolate = params.group_policy == "isolate"
+    same_subtrees = params.same_subtrees
     found: dict[tuple, Candidate] = {}
     for anchor, lists in by_anchor.items():
         if len(lists) != len(suffixes):
             continue
         for combo in _combinations(snap, [lists[s] for s in suffixes], isolate):
-            if not all(_same_subtree(snap, combo, names) for names in params.same_subtrees):
+            if same_subtrees and not all(_same_subtree(snap, combo, names)
+                                         for names in same_subtrees):
                 continue
-            cand = Candidate(anchor)
+            resources: dict[tuple[str, str], int] = {}
+            mappings: dict[str, set[str]] = {}
             for req in combo:
                 for rp, rc, amount in req.resources:
-                    cand.resources[(rp, rc)] = cand.resources.get((rp, rc), 0) + amount
-                cand.mappings.setdefault(req.suffix, set()).update(req.providers)
+                    resources[(rp, rc)] = resources.get((rp, rc), 0) + amount
+                mapped = mappings.get(req.suffix)
+                if mapped is None:
+                    mappings[req.suffix] = set(req.providers)
+                else:
+                    mapped.update(req.providers)
             if exclude_nested:
-                roots = [snap.root(rp) for rp in cand.providers]
+                roots = [snap.root(rp) for rp in {rp for rp, _ in resources}]
                 if len(roots) != len(set(roots)):
                     continue
-            found.setdefault(cand.key(), cand)
-            if stop is not None and len(found) >= stop:
-                return list(found.values())
+            key = (frozenset(resources.items()),
+                   frozenset((s, frozenset(p)) for s, p in mappings.items()))
+            if key not in found:
+                found[key] = Candidate(anchor, resources, mappings)
+                if stop is not None and len(found) >= stop:
+                    return list(found.values())
     return list(found.values())
 
 
@@ -300,12 +398,13 @@ def _combinations(snap: Snapshot, lists: list[list[GroupRequest]], isolate: bool
     total: dict[tuple[str, str], int] = defaultdict(int)
     taken: set[str] = set()
     chosen: list[GroupRequest] = []
+    inventories = snap.inventories
 
     def fits(req: GroupRequest) -> bool:
         ok = True
         for rp, rc, amount in req.resources:
             total[(rp, rc)] += amount
-            inv = snap.inventories[rc][rp]
+            inv = inventories[rc][rp]
             if inv.used + total[(rp, rc)] > inv.capacity or total[(rp, rc)] > inv.max_unit:
                 ok = False
         return ok
@@ -313,6 +412,14 @@ def _combinations(snap: Snapshot, lists: list[list[GroupRequest]], isolate: bool
     def undo(req: GroupRequest) -> None:
         for rp, rc, amount in req.resources:
             total[(rp, rc)] -= amount
+
+    if len(lists) == 1:
+        # One group: nothing to combine (and nothing taken for isolate).
+        for req in lists[0]:
+            if fits(req):
+                yield [req]
+            undo(req)
+        return
 
     def walk(i: int):
         if i == len(lists):

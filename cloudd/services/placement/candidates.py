@@ -1,7 +1,8 @@
 """GET /allocation_candidates (1.10-1.39), and the same search for the scheduler.
 
-The handler parses the query (query.py), loads a snapshot and searches it
-(candidate_db.py, candidate_search.py) in one read transaction, then renders
+The handler parses the query (query.py), takes the in-memory index's
+snapshot of every provider (candidate_index.py; no database round trip once
+it is current) and searches it (candidate_search.py), then renders
 Placement's body for the request's microversion:
 
 * allocation_requests: a list of {"allocations": [{"resource_provider":
@@ -16,15 +17,13 @@ In-process callers use ``find_candidates`` (or PlacementService.candidates).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Mapping
 
 from aiohttp import web
 from multidict import MultiDict
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cloudd.services.placement import microversion
-from cloudd.services.placement.candidate_db import Summary, load_snapshot, load_summaries
+from cloudd.services.placement import candidate_index, microversion
+from cloudd.services.placement.candidate_db import Summary
 from cloudd.services.placement.candidate_search import SearchResult, search
 from cloudd.services.placement.query import (RequestGroup, RequestWideParams,
                                              parse_candidate_query)
@@ -40,12 +39,11 @@ async def list_allocation_candidates(request: web.Request) -> web.Response:
     authorize(request, LIST)
     version = microversion.of(request)
     groups, params = parse_candidate_query(request.query, version)
-    async with db(request).read() as conn:
-        body = await find_candidates(conn, groups, params, version=version)
+    body = await find_candidates(db(request), groups, params, version=version)
     return json_response(request, body)
 
 
-async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGroup],
+async def find_candidates(database, groups: Mapping[str, RequestGroup],
                           params: RequestWideParams | None = None, *,
                           version: Version = microversion.MAX,
                           max_candidates: int | None = None) -> dict[str, Any]:
@@ -53,6 +51,7 @@ async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGro
     answers at ``version`` (default: the newest, with mappings).
 
     ``groups`` maps a suffix ('' for the unsuffixed group) to a RequestGroup;
+    ``database`` is the cloud's Database (its candidate index is used);
     ``params`` holds limit / group_policy / root_required / same_subtree.  The
     groups are taken as given (``query.parse_candidate_query`` does the
     checks the HTTP API does); unknown resource classes or traits raise
@@ -62,18 +61,15 @@ async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGro
     groups = dict(groups)
     params = params or RequestWideParams()
     rcs: set[str] = set()
-    traits: set[str] = set(params.root_required) | set(params.root_forbidden)
-    aggs: set[str] = set()
     for group in groups.values():
         rcs |= set(group.resources)
-        traits |= set().union(*group.required_traits) | group.forbidden_traits
-        aggs |= set().union(*group.member_of) | group.forbidden_aggs
-    snap = await load_snapshot(conn, rcs=rcs, traits=traits, aggs=aggs)
-    # Pure CPU over the snapshot: keep the event loop free while it runs.
-    result = await asyncio.to_thread(search, snap, groups, params,
-                                     nested_aware=version >= (1, 29),
-                                     max_candidates=max_candidates)
-    summaries = await load_summaries(conn, result.roots) if result.candidates else {}
+    snap = await candidate_index.of(database).snapshot()
+    # From here on pure Python over the snapshot, run inline (in a thread it
+    # would hold the GIL all the same) and with no await, so no write can
+    # change the snapshot under the search.
+    result = search(snap, groups, params, nested_aware=version >= (1, 29),
+                    max_candidates=max_candidates)
+    summaries = snap.summaries(result.roots) if result.candidates else {}
     if result.only is not None:
         summaries = {rp: s for rp, s in summaries.items() if rp in result.only}
     return render(result, summaries, rcs, version)
@@ -82,28 +78,34 @@ async def find_candidates(conn: AsyncConnection, groups: Mapping[str, RequestGro
 def render(result: SearchResult, summaries: dict[str, Summary], requested: set[str],
            version: Version) -> dict[str, Any]:
     requests = []
+    keyed, with_mappings = version >= (1, 12), version >= (1, 34)
     for cand in result.candidates:
         per_rp: dict[str, dict[str, int]] = {}
         for (rp, rc), amount in cand.resources.items():
-            per_rp.setdefault(rp, {})[rc] = amount
-        if version >= (1, 12):
+            res = per_rp.get(rp)
+            if res is None:
+                per_rp[rp] = {rc: amount}
+            else:
+                res[rc] = amount
+        if keyed:
             entry: dict[str, Any] = {"allocations": {
                 rp: {"resources": res} for rp, res in per_rp.items()}}
-            if version >= (1, 34):
+            if with_mappings:
                 entry["mappings"] = {s: sorted(p) for s, p in cand.mappings.items()}
         else:
             entry = {"allocations": [{"resource_provider": {"uuid": rp}, "resources": res}
                                      for rp, res in per_rp.items()]}
         requests.append(entry)
     all_classes = version >= (1, 27)
+    with_traits, with_tree = version >= (1, 17), version >= (1, 29)
     out: dict[str, Any] = {}
     for rp, s in summaries.items():
         body: dict[str, Any] = {"resources": {
             rc: {"capacity": inv.capacity, "used": inv.used}
             for rc, inv in s.resources.items() if all_classes or rc in requested}}
-        if version >= (1, 17):
+        if with_traits:
             body["traits"] = list(s.traits)
-        if version >= (1, 29):
+        if with_tree:
             body["parent_provider_uuid"] = s.parent
             body["root_provider_uuid"] = s.root
         out[rp] = body
@@ -121,11 +123,11 @@ def query_from(values: Mapping[str, Any]) -> MultiDict:
     return query
 
 
-async def candidates_for_query(conn: AsyncConnection, values: Mapping[str, Any], *,
+async def candidates_for_query(database, values: Mapping[str, Any], *,
                                version: Version = microversion.MAX,
                                max_candidates: int | None = None) -> dict[str, Any]:
     """``find_candidates`` from query parameters, checked as the API checks them."""
     query = values if hasattr(values, "getall") else query_from(values)
     groups, params = parse_candidate_query(query, version)
-    return await find_candidates(conn, groups, params, version=version,
+    return await find_candidates(database, groups, params, version=version,
                                  max_candidates=max_candidates)

@@ -14,6 +14,7 @@ Two callers:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -205,8 +206,10 @@ def _group_pattern(suffix_pat: str) -> str:
     return "^%s(" + suffix_pat + ")?$"
 
 
+@functools.cache
 def candidates_schema(version: Version) -> dict:
-    """Placement's query schema for GET /allocation_candidates at ``version``."""
+    """Placement's query schema for GET /allocation_candidates at ``version``
+    (one dict per microversion, so its validator is made once)."""
     props: dict = {}
     schema: dict = {"type": "object", "properties": props, "additionalProperties": False}
     if version < (1, 25):

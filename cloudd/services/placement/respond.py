@@ -58,11 +58,32 @@ def location(request: web.Request, path: str) -> str:
     return f"{request.url.origin()}{href(request, path)}"
 
 
+# schema id -> (schema, its validator). The schema is kept alive with its
+# validator, so an id is never reused while it is a key here.
+_VALIDATORS: dict[int, tuple[dict, Any]] = {}
+_MAX_VALIDATORS = 512
+
+
+def validator(schema: dict):
+    """One checked validator per schema, made on first use and then reused
+    (``jsonschema.validate`` checks the schema itself on every call)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    made = cls(schema, format_checker=FORMATS)
+    if len(_VALIDATORS) >= _MAX_VALIDATORS:     # schemas built per call: stay bounded
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, made)
+    return made
+
+
 def validate(data: Any, schema: dict, prefix: str = "JSON does not validate") -> None:
-    """jsonschema validation worded as Placement words it (the full error text)."""
-    try:
-        jsonschema.validate(data, schema, format_checker=FORMATS)
-    except jsonschema.ValidationError as exc:
+    """jsonschema validation worded as Placement words it (the full error text
+    of the error ``jsonschema.validate`` would raise: the best match)."""
+    exc = jsonschema.exceptions.best_match(validator(schema).iter_errors(data))
+    if exc is not None:
         raise error(400, f"{prefix}: {exc}") from None
 
 

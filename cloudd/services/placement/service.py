@@ -152,12 +152,11 @@ class PlacementService:
         Bad input raises Placement's 400 ApiError.
         """
         from cloudd.services.placement import candidates as cands
-        async with self.db.read() as conn:
-            if query is not None:
-                return await cands.candidates_for_query(
-                    conn, query, version=version, max_candidates=max_candidates)
-            return await cands.find_candidates(conn, groups or {}, params, version=version,
-                                               max_candidates=max_candidates)
+        if query is not None:
+            return await cands.candidates_for_query(
+                self.db, query, version=version, max_candidates=max_candidates)
+        return await cands.find_candidates(self.db, groups or {}, params, version=version,
+                                           max_candidates=max_candidates)
 
 
     # --- providers and inventory (the agent hub's block) ----------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jsonschema
 from aiohttp import web
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +19,7 @@ from cloudd.services.placement.respond import (
     read_body,
     require_json,
     validate_query,
+    validator,
 )
 from cloudd.services.placement.schemas import trait as schema
 
@@ -94,10 +94,8 @@ async def get_trait(request: web.Request) -> web.Response:
 async def put_trait(request: web.Request) -> web.Response:
     authorize(request, "placement:traits:update")
     name = request.match_info["name"]
-    try:
-        jsonschema.validate(name, schema.CUSTOM_TRAIT)
-    except jsonschema.ValidationError:
-        raise error(400, INVALID_TRAIT) from None
+    if not validator(schema.CUSTOM_TRAIT).is_valid(name):
+        raise error(400, INVALID_TRAIT)
     status, created = 204, None
     try:
         async with db(request).write() as conn:
