@@ -10,11 +10,10 @@ A failure is a 400 ``badRequest``: "Invalid input for field/attribute
 
 from __future__ import annotations
 
-import jsonschema
-
 from cloudd.web.errors import ApiError
+from cloudd.web.formats import LazyFormats
 
-FORMATS = jsonschema.FormatChecker()
+FORMATS = LazyFormats()
 
 
 @FORMATS.checks("name")
@@ -31,7 +30,9 @@ def _name(value: object) -> bool:
 
 def check(schema: dict, body: object) -> object:
     """``body`` when it matches ``schema``, else ApiError(400)."""
-    validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS.get())
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is None:
         return body

@@ -13,11 +13,10 @@ import unicodedata
 import uuid as uuidlib
 from typing import Any
 
-import jsonschema
-
 from cloudd.web.errors import ApiError
+from cloudd.web.formats import LazyFormats
 
-FORMATS = jsonschema.FormatChecker()
+FORMATS = LazyFormats()
 
 
 @FORMATS.checks("uuid")
@@ -339,7 +338,9 @@ def _validator(schema: dict):
         return found[1]
     if len(_VALIDATORS) >= 1024:
         _VALIDATORS.clear()
-    validator = jsonschema.Draft4Validator(schema, format_checker=FORMATS)
+    import jsonschema
+
+    validator = jsonschema.Draft4Validator(schema, format_checker=FORMATS.get())
     _VALIDATORS[id(schema)] = (schema, validator)
     return validator
 
@@ -348,7 +349,9 @@ def validate(body, schema: dict) -> None:
     """Nova's jsonschema validation: 400 "Invalid input for field/attribute
     X. Value: V. reason" (the innermost path element, as Nova reports it)."""
     validator = _validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(body))
     if error is None:
         return
     if error.path:

@@ -3,7 +3,6 @@ add, delete), as Nova's server_tags.py answers them."""
 
 from __future__ import annotations
 
-import jsonschema
 from aiohttp import web
 from sqlalchemy import select
 
@@ -66,6 +65,8 @@ async def update(request: web.Request) -> web.Response:
     tag = request.match_info["tag"]
     async with common.cloud(request).db.write() as conn:
         row = await _instance(request, conn, "update", "update tag")
+        import jsonschema
+
         try:
             jsonschema.validate(tag, TAG)
         except jsonschema.ValidationError as e:

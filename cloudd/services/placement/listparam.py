@@ -17,7 +17,6 @@ import json
 from typing import Callable, Iterable
 
 from sqlalchemy import String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 POSTGRESQL = "postgresql"
@@ -26,6 +25,9 @@ POSTGRESQL = "postgresql"
 def member(col, name: str, dialect: str):
     """``col`` is one of the strings bound as ``name`` (see :func:`value`)."""
     if dialect == POSTGRESQL:
+        # imported here: a SQLite server need not load PostgreSQL's dialect
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         return col == any_(bindparam(name, type_=ARRAY(String)))
     each = func.json_each(bindparam(name, type_=String)).table_valued("value")
     return col.in_(select(each.c.value))

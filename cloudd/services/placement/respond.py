@@ -12,15 +12,15 @@ import uuid as uuidlib
 from email.utils import format_datetime
 from typing import Any
 
-import jsonschema
 from aiohttp import web
 
 from cloudd.services.placement import microversion
 from cloudd.services.placement.errors import error
 from cloudd.services.placement.util import extract_json, utcnow
 from cloudd.web.auth import ctx_of
+from cloudd.web.formats import LazyFormats
 
-FORMATS = jsonschema.FormatChecker()
+FORMATS = LazyFormats()
 
 
 @FORMATS.checks("uuid")
@@ -70,9 +70,11 @@ def validator(schema: dict):
     found = _VALIDATORS.get(id(schema))
     if found is not None and found[0] is schema:
         return found[1]
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    made = cls(schema, format_checker=FORMATS)
+    made = cls(schema, format_checker=FORMATS.get())
     if len(_VALIDATORS) >= _MAX_VALIDATORS:     # schemas built per call: stay bounded
         _VALIDATORS.clear()
     _VALIDATORS[id(schema)] = (schema, made)
@@ -82,7 +84,9 @@ def validator(schema: dict):
 def validate(data: Any, schema: dict, prefix: str = "JSON does not validate") -> None:
     """jsonschema validation worded as Placement words it (the full error text
     of the error ``jsonschema.validate`` would raise: the best match)."""
-    exc = jsonschema.exceptions.best_match(validator(schema).iter_errors(data))
+    from jsonschema.exceptions import best_match
+
+    exc = best_match(validator(schema).iter_errors(data))
     if exc is not None:
         raise error(400, f"{prefix}: {exc}") from None
 
