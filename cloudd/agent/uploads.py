@@ -31,11 +31,10 @@ def uploader(controller: str, host: str, secret: str):
                    "Content-Type": "application/octet-stream",
                    "X-Image-Disk-Format": disk_format}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.put(base + image_id + "/file", data=chunks(Path(path)),
-                                   headers=headers) as resp:
-                if resp.status >= 300:
-                    text = (await resp.text())[:500]
-                    raise DriverError(f"snapshot upload refused ({resp.status}): {text}")
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.put(
+                base + image_id + "/file", data=chunks(Path(path)), headers=headers) as resp:
+            if resp.status >= 300:
+                text = (await resp.text())[:500]
+                raise DriverError(f"snapshot upload refused ({resp.status}): {text}")
 
     return upload

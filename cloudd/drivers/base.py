@@ -131,7 +131,7 @@ class Driver(abc.ABC):
         the host after they changed. The default has no host plumbing to
         update, so there is nothing to do (the fake driver; the libvirt
         driver until host networking lands)."""
-        return None
+        return
 
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""

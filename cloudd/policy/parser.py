@@ -124,7 +124,7 @@ class KindCheck(Check):
         """Substitute ``%(key)s`` from ``target``; None if that fails."""
         try:
             return self.match % target
-        except Exception:  # KeyError, or a bad format (oslo.policy raises)
+        except Exception:  # noqa: BLE001 - KeyError, or a bad format (oslo.policy raises)
             return None
 
     def __str__(self) -> str:
@@ -175,7 +175,7 @@ class GenericCheck(KindCheck):
             self._literal = str(ast.literal_eval(kind))
         except ValueError:  # not a literal: a path into creds
             self._path = tuple(kind.split("."))
-        except Exception:  # e.g. SyntaxError: oslo.policy raises, we deny
+        except Exception:  # noqa: BLE001 - e.g. SyntaxError: oslo.policy raises, we deny
             LOG.error("Cannot understand policy check kind %r", kind)
 
     def evaluate(self, target: Target, creds: Creds, ctx: Context) -> bool:

@@ -36,7 +36,7 @@ class ActorCrash(Exception):
 
 
 class _Envelope:
-    __slots__ = ("msg", "fut", "is_call", "chain")
+    __slots__ = ("chain", "fut", "is_call", "msg")
 
     def __init__(self, msg: Any, fut: asyncio.Future[Any] | None, is_call: bool) -> None:
         self.msg = msg

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -44,7 +44,7 @@ SERVICE_MODULES = ["cloudd.services.identity.api", "cloudd.services.placement.ap
 
 _ROOT_SPEC = ServiceSpec("", identity_style,
                          "You are not authorized to perform the requested action: {rule}.",
-                         lambda: [])
+                         list)
 
 
 def service_specs() -> list[ServiceSpec]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -94,8 +95,8 @@ async def authenticate(request: web.Request) -> RequestContext:
 
 def noauth_token(request: web.Request, token: str):
     """The caller a noauth2 token names, as Placement's NoAuthMiddleware reads it."""
-    from cloudd.services.identity.tokens import Scope, Token
     from cloudd.services.identity.store import utcnow
+    from cloudd.services.identity.tokens import Scope, Token
     user_id, _, project_id = token.partition(":")
     # An X-Project-Id header wins, as oslo.context reads the headers that
     # Placement's NoAuthMiddleware leaves (HTTP_X_PROJECT_ID before X_TENANT_ID).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Callable
 
 from aiohttp import web
 

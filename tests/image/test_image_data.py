@@ -106,7 +106,7 @@ async def test_upload_cut_off_halfway(api):
     no temporary file left, and the image can be uploaded again."""
     image = await create(api, name="cut")
     iid = image["id"]
-    reader, writer = await asyncio.open_connection(api.server.host, api.server.port)
+    _reader, writer = await asyncio.open_connection(api.server.host, api.server.port)
     writer.write((f"PUT /v2/images/{iid}/file HTTP/1.1\r\nHost: x\r\n"
                   "X-Auth-Token: admin\r\nContent-Type: application/octet-stream\r\n"
                   "Transfer-Encoding: chunked\r\n\r\n").encode())

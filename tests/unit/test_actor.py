@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -87,7 +87,7 @@ async def test_recover_crash_restarts_with_backoff(caplog: pytest.LogCaptureFixt
 
     class Flaky(Echo):
         name = "flaky"
-        times: list[float] = []
+        times: ClassVar[list[float]] = []
 
         async def recover(self) -> None:
             self.times.append(loop.time())

@@ -17,8 +17,15 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from cloudd.drivers.base import (Driver, DriverError, HostResources, InstanceInfo,
-                                 InstanceSpec, LifecycleEvent, PowerState)
+from cloudd.drivers.base import (
+    Driver,
+    DriverError,
+    HostResources,
+    InstanceInfo,
+    InstanceSpec,
+    LifecycleEvent,
+    PowerState,
+)
 from cloudd.drivers.libvirt import consoles, disks
 from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, domain_name, render
 from cloudd.drivers.libvirt.imagecache import ImageCache

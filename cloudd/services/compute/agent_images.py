@@ -13,10 +13,9 @@ data goes through the image service's checks like any upload.
 
 from __future__ import annotations
 
-from aiohttp import web
-
 import json
 
+from aiohttp import web
 from sqlalchemy import select
 
 from cloudd.db import tables as t

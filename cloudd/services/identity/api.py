@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloudd.services.identity import (app_creds, assignments, auth, catalog_api, projects,
-                                      roles, users)
+from cloudd.services.identity import (
+    app_creds,
+    assignments,
+    auth,
+    catalog_api,
+    projects,
+    roles,
+    users,
+)
 from cloudd.services.identity.policies import POLICIES
 from cloudd.services.identity.views import base_url
 from cloudd.web.app import ServiceSpec

@@ -47,7 +47,7 @@ def _parse_expiry(value: str | None) -> dt.datetime | None:
         raise bad_request(f"Invalid input for field 'expires_at': {value!r} is not a "
                           f"date-time.") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     if parsed <= store.utcnow():
         raise bad_request("The expiration time of an application credential must be in "
                           "the future.")

@@ -191,9 +191,7 @@ def _matches(q, atype: str, target_id: str, role_id: str, inherited: bool) -> bo
         return False
     if "scope.system" in q and atype != "UserSystem":
         return False
-    if "scope.OS-INHERIT:inherited_to" in q and not inherited:
-        return False
-    return True
+    return not ("scope.OS-INHERIT:inherited_to" in q and not inherited)
 
 
 def _add_names(item: dict, roles, users, projects, domains) -> None:

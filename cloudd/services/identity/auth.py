@@ -10,12 +10,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloudd.db import tables as t
 from cloudd.services.identity import catalog, store
-from cloudd.services.identity.schemas import (AppCredMethod, AuthRequest, PasswordMethod,
-                                              ScopeRef, UserRef)
-from cloudd.services.identity.tokens import (SYSTEM_TARGET, Scope, Token,
-                                             new_audit_id, record_revocation)
-from cloudd.services.identity.views import (collection, domain_view, identity, link_self,
-                                            project_view)
+from cloudd.services.identity.schemas import (
+    AppCredMethod,
+    AuthRequest,
+    PasswordMethod,
+    ScopeRef,
+    UserRef,
+)
+from cloudd.services.identity.tokens import (
+    SYSTEM_TARGET,
+    Scope,
+    Token,
+    new_audit_id,
+    record_revocation,
+)
+from cloudd.services.identity.views import (
+    collection,
+    domain_view,
+    identity,
+    link_self,
+    project_view,
+)
 from cloudd.web.auth import ctx_of, public
 from cloudd.web.errors import ApiError, unauthorized
 from cloudd.web.middleware import read_json

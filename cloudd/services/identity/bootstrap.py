@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ async def bootstrap(cfg: Config, db: Database) -> str | None:
         for name in ROLE_CHAIN + OTHER_ROLES:
             role_ids[name] = store.new_id()
             await conn.execute(t.role.insert().values(id=role_ids[name], name=name))
-        for prior, implied in zip(ROLE_CHAIN, ROLE_CHAIN[1:]):
+        for prior, implied in itertools.pairwise(ROLE_CHAIN):
             await conn.execute(t.implied_role.insert().values(
                 prior_role_id=role_ids[prior], implied_role_id=role_ids[implied]))
         project_ids = {}

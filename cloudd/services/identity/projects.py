@@ -12,12 +12,12 @@ from cloudd.db import tables as t
 from cloudd.services.identity import store
 from cloudd.services.identity.schemas import ProjectCreate, ProjectUpdate
 from cloudd.services.identity.tokens import record_revocation
-from cloudd.services.identity.views import (collection, domain_view, identity,
-                                            project_view)
+from cloudd.services.identity.views import collection, domain_view, identity, project_view
 from cloudd.web.auth import ctx_of
 from cloudd.web.errors import bad_request, conflict, forbidden
 from cloudd.web.middleware import read_json
 from cloudd.web.validation import body_part, bool_filter, parse, referenced
+
 
 async def list_domains(request: web.Request) -> web.Response:
     ctx_of(request).authorize("identity:list_domains")

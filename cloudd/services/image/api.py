@@ -6,8 +6,16 @@ import logging
 
 from aiohttp import web
 
-from cloudd.services.image import (image_data, image_list, image_patch, image_store, images,
-                                   members, schemas_api, tags)
+from cloudd.services.image import (
+    image_data,
+    image_list,
+    image_patch,
+    image_store,
+    images,
+    members,
+    schemas_api,
+    tags,
+)
 from cloudd.services.image.policies import POLICIES, SCOPE_TYPES
 from cloudd.services.image.store import for_cloud
 from cloudd.services.placement.util import accept_quality

@@ -276,7 +276,7 @@ async def finish_import(c, image_id: str, disk_format: str) -> None:
         await store.commit(staged, tmp)
         data = await store.hash_file(tmp)
         await _activate(c, image_id, data, disk_format, "importing")
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure kills the import, logged
         discard(tmp)
         log.warning("import of image %s failed: %s", image_id,
                     e.message if isinstance(e, ApiError) else e)

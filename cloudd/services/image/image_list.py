@@ -35,7 +35,7 @@ def _parse_time(value: str) -> dt.datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -122,7 +122,7 @@ def _conditions(params: MultiDict) -> list:
 
 
 def _condition(key: str, raw: str):
-    if key.endswith("_min") or key.endswith("_max"):
+    if key.endswith(("_min", "_max")):
         column = key[:-4]
         if column not in ("size", "virtual_size", "min_disk", "min_ram"):
             return image_store.property_clause(key, raw)

@@ -10,10 +10,22 @@ import re
 from aiohttp import web
 
 from cloudd.services.image import image_store, schemas_api
-from cloudd.services.image.common import (cloud, context, enforce, enforce_visibility,
-                                          is_admin, lookup, target)
-from cloudd.services.image.images import (READONLY, RESERVED, RESERVED_NS, check_non_negative,
-                                          check_quotas)
+from cloudd.services.image.common import (
+    cloud,
+    context,
+    enforce,
+    enforce_visibility,
+    is_admin,
+    lookup,
+    target,
+)
+from cloudd.services.image.images import (
+    READONLY,
+    RESERVED,
+    RESERVED_NS,
+    check_non_negative,
+    check_quotas,
+)
 from cloudd.services.image.views import image_view, json_response
 from cloudd.web.errors import ApiError
 

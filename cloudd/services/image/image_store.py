@@ -16,7 +16,7 @@ from cloudd.db import tables as t
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 async def _attach(conn: AsyncConnection, rows: list) -> list[dict]:

@@ -8,8 +8,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from cloudd.services.image import image_store, schemas_api
-from cloudd.services.image.common import (cloud, context, enforce, enforce_visibility,
-                                          lookup)
+from cloudd.services.image.common import cloud, context, enforce, enforce_visibility, lookup
 from cloudd.services.image.store import for_cloud
 from cloudd.services.image.views import image_view, json_response, no_content
 from cloudd.web.errors import ApiError

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloudd.services.placement import (aggregates, allocations, candidates, inventories,
-                                       microversion, providers, reshaper, resource_classes,
-                                       sync, traits, usages)
+from cloudd.services.placement import (
+    aggregates,
+    allocations,
+    candidates,
+    inventories,
+    microversion,
+    providers,
+    reshaper,
+    resource_classes,
+    sync,
+    traits,
+    usages,
+)
 from cloudd.services.placement.microversion import versioned
 from cloudd.services.placement.policies import DEPRECATED, POLICIES, SCOPE_TYPES
 from cloudd.services.placement.util import error_media, json_response

@@ -9,8 +9,8 @@ a ``Snapshot``; allocation candidates take theirs from the in-memory index
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from sqlalchemy import BigInteger, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,8 +27,17 @@ RPT, RPA = t.resource_provider_trait, t.resource_provider_aggregate
 class Inv:
     """One inventory record plus what is allocated from it."""
 
-    __slots__ = ("total", "reserved", "min_unit", "max_unit", "step_size",
-                 "allocation_ratio", "used", "limit", "capacity")
+    __slots__ = (
+        "allocation_ratio",
+        "capacity",
+        "limit",
+        "max_unit",
+        "min_unit",
+        "reserved",
+        "step_size",
+        "total",
+        "used",
+    )
 
     def __init__(self, total: int, reserved: int, min_unit: int, max_unit: int,
                  step_size: int, allocation_ratio: float, used: int) -> None:

@@ -17,7 +17,8 @@ In-process callers use ``find_candidates`` (or PlacementService.candidates).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDict
@@ -25,8 +26,7 @@ from multidict import MultiDict
 from cloudd.services.placement import candidate_index, microversion
 from cloudd.services.placement.candidate_db import Summary
 from cloudd.services.placement.candidate_search import SearchResult, search
-from cloudd.services.placement.query import (RequestGroup, RequestWideParams,
-                                             parse_candidate_query)
+from cloudd.services.placement.query import RequestGroup, RequestWideParams, parse_candidate_query
 from cloudd.services.placement.respond import authorize, db
 from cloudd.services.placement.util import check_accept, json_response
 

@@ -14,7 +14,7 @@ Statements are built per dialect (``conn.dialect.name``) and kept: see
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloudd.services.placement import microversion
-from cloudd.services.placement.errors import (ILLEGAL_DUPLICATE_QUERYPARAM,
-                                              QUERYPARAM_BAD_VALUE,
-                                              QUERYPARAM_MISSING_VALUE, error)
+from cloudd.services.placement.errors import (
+    ILLEGAL_DUPLICATE_QUERYPARAM,
+    QUERYPARAM_BAD_VALUE,
+    QUERYPARAM_MISSING_VALUE,
+    error,
+)
 from cloudd.services.placement.respond import is_uuid_like, validate
 
 Version = tuple[int, int]
@@ -33,8 +36,8 @@ Version = tuple[int, int]
 GROUP_PAT = r"[1-9][0-9]*"
 GROUP_PAT_1_33 = r"[a-zA-Z0-9_-]{1,64}"
 _PREFIXES = ("resources", "required", "member_of", "in_tree")
-_KEY = re.compile(r"^(%s)(%s)?$" % ("|".join(_PREFIXES), GROUP_PAT))
-_KEY_1_33 = re.compile(r"^(%s)(%s)?$" % ("|".join(_PREFIXES), GROUP_PAT_1_33))
+_KEY = re.compile(r"^({})({})?$".format("|".join(_PREFIXES), GROUP_PAT))
+_KEY_1_33 = re.compile(r"^({})({})?$".format("|".join(_PREFIXES), GROUP_PAT_1_33))
 # Since 1.36 a group may have no resources when same_subtree names it.
 SAME_SUBTREE_VERSION = (1, 36)
 
@@ -133,7 +136,7 @@ def parse_traits(value: str, allow_forbidden: bool,
 
 def parse_member_of(value: str) -> tuple[set[str], set[str]]:
     """One ``member_of`` value -> (any-of required aggregates, forbidden ones)."""
-    if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
+    if "," in value and not (value.startswith(("in:", "!in:"))):
         raise bad("Multiple values for 'member_of' must be prefixed with the 'in:' or "
                   f"'!in:' keyword using the valid microversion. Got: {value}")
     required: set[str] = set()
@@ -347,7 +350,7 @@ def parse_candidate_query(query: Mapping, version: Version = microversion.MAX
     ``query`` is a multidict (aiohttp's ``request.query`` or a ``MultiDict``).
     Raises Placement's 400s; returns ``(groups, params)``.
     """
-    last = {k: query.getall(k)[-1] for k in query.keys()}
+    last = {k: query.getall(k)[-1] for k in query}
     validate(last, candidates_schema(version), "Invalid query string parameters")
     params = parse_wide_params(query)
     groups = parse_groups(query, version, params)

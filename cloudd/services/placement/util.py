@@ -14,7 +14,7 @@ from cloudd.services.placement.errors import ILLEGAL_DUPLICATE_QUERYPARAM, error
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 async def extract_json(request: web.Request) -> Any:
@@ -111,7 +111,7 @@ def json_response(request: web.Request, body: Any, status: int = 200,
                         content_type="application/json", headers=headers)
     if microversion.at_least(request, 1, 15):
         resp.headers["cache-control"] = "no-cache"
-        stamp = (last_modified or utcnow()).replace(tzinfo=dt.timezone.utc, microsecond=0)
+        stamp = (last_modified or utcnow()).replace(tzinfo=dt.UTC, microsecond=0)
         resp.headers["last-modified"] = format_datetime(stamp, usegmt=True)
     return resp
 
