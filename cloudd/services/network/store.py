@@ -39,13 +39,21 @@ def visible_clause(table, project_id: str | None, shared_col=None):
 
 # -- networks ----------------------------------------------------------------------------
 
-async def networks(conn, where=None, lock: bool = False) -> list[dict]:
-    q = sa.select(N)
+async def _rows(conn, table, where, lock: bool, *order) -> list[dict]:
+    """The rows of ``table`` matching ``where`` (all when None), as dicts;
+    ``lock`` takes them FOR UPDATE (PostgreSQL; SQLite ignores it)."""
+    q = sa.select(table)
     if where is not None:
         q = q.where(where)
     if lock:
         q = q.with_for_update()
-    rows = [dict(r._mapping) for r in (await conn.execute(q)).all()]
+    if order:
+        q = q.order_by(*order)
+    return [dict(r._mapping) for r in (await conn.execute(q)).all()]
+
+
+async def networks(conn, where=None, lock: bool = False) -> list[dict]:
+    rows = await _rows(conn, N, where, lock)
     if rows:
         ids = [r["id"] for r in rows]
         subs: dict[str, list[str]] = {i: [] for i in ids}
@@ -91,13 +99,7 @@ def network_view(row: dict) -> dict:
 # -- subnets -----------------------------------------------------------------------------
 
 async def subnets(conn, where=None, lock: bool = False) -> list[dict]:
-    q = sa.select(S)
-    if where is not None:
-        q = q.where(where)
-    if lock:
-        q = q.with_for_update()
-    return [dict(r._mapping) for r in (await conn.execute(q.order_by(S.c.created_at,
-                                                                     S.c.id))).all()]
+    return await _rows(conn, S, where, lock, S.c.created_at, S.c.id)
 
 
 async def subnet(conn, subnet_id: str, lock: bool = False) -> dict | None:
@@ -126,12 +128,7 @@ def subnet_view(row: dict) -> dict:
 # -- ports -------------------------------------------------------------------------------
 
 async def ports(conn, where=None, lock: bool = False) -> list[dict]:
-    q = sa.select(P)
-    if where is not None:
-        q = q.where(where)
-    if lock:
-        q = q.with_for_update()
-    rows = [dict(r._mapping) for r in (await conn.execute(q)).all()]
+    rows = await _rows(conn, P, where, lock)
     if not rows:
         return rows
     by_id = {r["id"]: r for r in rows}
