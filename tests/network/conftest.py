@@ -13,11 +13,9 @@ import json
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from cloudd.config import Config
-from cloudd.server import Cloud
-from cloudd.web.app import build_listener
+from tests.inprocess import Clouds
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -29,29 +27,13 @@ def backend(request):
 
 @pytest_asyncio.fixture
 async def make_api(backend, database_url, tmp_path):
-    started: list[tuple[TestClient, Cloud]] = []
+    clouds = Clouds(backend, database_url, tmp_path)
 
     async def make(network: dict | None = None) -> TestClient:
-        data = tmp_path / f"data{len(started)}"
-        cfg = Config.model_validate({
-            "server": {"data_dir": str(data)},
-            "database": {"url": database_url(backend, data)},
-            "auth": {"strategy": "noauth2"},
-            "identity": {"password_hash_rounds": 4},
-            "compute": {"local_agent": "none"},
-            "network": network or {}})
-        cloud = Cloud(cfg)
-        await cloud.start()
-        client = TestClient(TestServer(build_listener(cloud, "network")))
-        await client.start_server()
-        client.cloud = cloud
-        started.append((client, cloud))
-        return client
+        return await clouds.start("network", {"network": network or {}})
 
     yield make
-    for client, cloud in reversed(started):
-        await client.close()
-        await cloud.stop(5)
+    await clouds.close()
 
 
 @pytest_asyncio.fixture
