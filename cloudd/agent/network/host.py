@@ -38,8 +38,12 @@ class HostNetwork:
     def __init__(self, state_dir: Path, *, runner: Runner | None = None,
                  mappings: dict[str, str] | None = None, metadata_port: int = 8775,
                  dnsmasq_binary: str = "dnsmasq", proxy=None,
-                 tables: tuple[str, str] = (nft.FILTER, nft.NAT)) -> None:
+                 tables: tuple[str, str] = (nft.FILTER, nft.NAT),
+                 dnsmasq_dir: Path | None = None) -> None:
         self.dir = Path(state_dir)
+        # dnsmasq reads its hosts file as "nobody": every directory above its
+        # files must let others through (the agent gives its own o+x).
+        self.dnsmasq_dir = Path(dnsmasq_dir) if dnsmasq_dir else self.dir / "dnsmasq"
         self.runner = runner or Runner()
         self.mappings = mappings or {}
         self.metadata_port = metadata_port
@@ -176,6 +180,9 @@ class HostNetwork:
             await run(["ip", "link", "set", "dev", iface, "master", br])
             await run(["ip", "link", "set", "dev", iface, "up"])
         if vif.get("host_address") and dnsmasq.dhcp_subnet(vif):
+            for d in (self.dir, self.dnsmasq_dir):
+                d.mkdir(parents=True, exist_ok=True)
+                d.chmod(d.stat().st_mode | 0o001)
             await self._dnsmasq(net_id).ensure(vifs)
         else:
             await self._dnsmasq(net_id).stop()
@@ -200,8 +207,7 @@ class HostNetwork:
         return sub
 
     def _dnsmasq(self, net_id: str) -> dnsmasq.Dnsmasq:
-        return dnsmasq.Dnsmasq(self.runner, self.dnsmasq_binary,
-                               self.dir / "dnsmasq" / net_id)
+        return dnsmasq.Dnsmasq(self.runner, self.dnsmasq_binary, self.dnsmasq_dir / net_id)
 
     async def _remove_network(self, net_id: str, vif: dict) -> None:
         await self._dnsmasq(net_id).stop()
@@ -223,7 +229,7 @@ class HostNetwork:
         for name in names:
             if name.startswith(PREFIX) and name not in keep:
                 await self.runner.run(["ip", "link", "del", "dev", name], check=False)
-        root = self.dir / "dnsmasq"
+        root = self.dnsmasq_dir
         if root.is_dir():
             for d in root.iterdir():
                 if d.name not in self.applied:
