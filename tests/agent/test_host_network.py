@@ -42,6 +42,7 @@ class FakeRunner:
         self.calls: list[list[str]] = []
         self.inputs: list[str | None] = []
         self.links = set(links)
+        self.masters: dict[str, str] = {}
         self.procs: dict[int, str] = {}
         self.signals: list[tuple[int, int]] = []
         self.ct = ct
@@ -57,7 +58,9 @@ class FakeRunner:
         if argv[:3] == ["ip", "link", "del"]:
             self.links.discard(argv[4])
         if argv[:3] == ["ip", "-j", "link"]:
-            return 0, json.dumps([{"ifname": n} for n in sorted(self.links)])
+            return 0, json.dumps([{"ifname": n, **({"master": self.masters[n]}
+                                                   if n in self.masters else {})}
+                                  for n in sorted(self.links)])
         if argv[:2] == ["nft", "-c"]:
             return (0 if self.ct else 1), ""
         if argv[0].endswith("dnsmasq"):
@@ -261,9 +264,10 @@ async def test_reconcile_removes_stale_and_reapplies_current(tmp_path):
     old = vif(network_id=other, bridge="cdbr-4f2a9c1e-0", port="ccccccccccc3")
     await hn.plug("gone", [old])
     await hn.plug("kept", [vif()])
-    r.links |= {"cdbr-leftover", "virbr0"}
+    r.links |= {"cdbr-leftover", "virbr0", "cdbr-others", "tapothers"}
     # a restart: a new HostNetwork reads the state file
     r2 = FakeRunner(links=r.links)
+    r2.masters = {"tapothers": "cdbr-others"}     # a bridge with a port stays
     r2.procs = dict(r.procs)
     hn2 = host(tmp_path, r2)
     assert set(hn2.plugged()) == {"gone", "kept"}
@@ -271,6 +275,7 @@ async def test_reconcile_removes_stale_and_reapplies_current(tmp_path):
     assert ["ip", "link", "del", "dev", "cdbr-4f2a9c1e-0"] in r2.calls
     assert ["ip", "link", "del", "dev", "cdbr-leftover"] in r2.calls
     assert ["ip", "link", "del", "dev", "virbr0"] not in r2.calls
+    assert ["ip", "link", "del", "dev", "cdbr-others"] not in r2.calls
     assert ["ip", "link", "del", "dev", BR] not in r2.calls
     assert not (tmp_path / "state" / "dnsmasq" / other).exists()
     assert (tmp_path / "state" / "dnsmasq" / NET / "hosts").exists()

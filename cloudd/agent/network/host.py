@@ -83,6 +83,8 @@ class HostNetwork:
 
     async def plug(self, uuid: str, network_info: list[dict]) -> None:
         async with self._lock:
+            if not network_info and uuid not in self.instances:
+                return
             self.instances[uuid] = list(network_info or [])
             await self._apply()
 
@@ -96,7 +98,7 @@ class HostNetwork:
 
     async def unplug(self, uuid: str) -> None:
         async with self._lock:
-            if self.instances.pop(uuid, None) is None and not self.applied:
+            if self.instances.pop(uuid, None) is None:
                 return
             await self._apply()
 
@@ -219,19 +221,22 @@ class HostNetwork:
                                   check=False)
 
     async def _sweep(self, keep: set[str]) -> None:
-        """Bridges and dnsmasq directories with cloudd's prefix nothing uses."""
+        """``cdbr-*`` bridges nothing here uses and that have no port left (a
+        bridge with ports belongs to a live guest, perhaps another agent's),
+        and dnsmasq directories of networks no longer plugged."""
         try:
-            _, out = await self.runner.run(["ip", "-j", "link", "show", "type", "bridge"])
-            names = [x.get("ifname", "") for x in json.loads(out or "[]")]
+            _, out = await self.runner.run(["ip", "-j", "link", "show"])
+            links = json.loads(out or "[]")
         except (CommandError, ValueError) as exc:
-            log.warning("cannot list bridges: %s", exc)
-            names = []
-        for name in names:
-            if name.startswith(PREFIX) and name not in keep:
+            log.warning("cannot list links: %s", exc)
+            links = []
+        used = {x.get("master") for x in links}
+        for x in links:
+            name = x.get("ifname", "")
+            if name.startswith(PREFIX) and name not in keep and name not in used:
                 await self.runner.run(["ip", "link", "del", "dev", name], check=False)
         root = self.dnsmasq_dir
         if root.is_dir():
             for d in root.iterdir():
                 if d.name not in self.applied:
                     await self._dnsmasq(d.name).stop()
-
