@@ -276,6 +276,9 @@ class HostNetworkConfig(Section):
     # Where the plumbing keeps its state and dnsmasq's files (default: the
     # agent's state directory's "network").
     state_dir: str = ""
+    # The nftables tables it owns: "bridge NAME" (security groups) and
+    # "ip NAME_nat" (NAT, metadata DNAT); one agent per host owns them.
+    nft_table: str = Field(default="cloudd", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,40}$")
 
     @field_validator("physical_interface_mappings", mode="before")
     @classmethod

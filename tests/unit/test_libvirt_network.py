@@ -116,7 +116,8 @@ async def test_from_config_builds_the_host_network(tmp_path):
     cfg = Config.model_validate({
         "server": {"data_dir": str(tmp_path)},
         "host_network": {"physical_interface_mappings": "physnet1:eth1, physnet2:eth2",
-                         "metadata_port": 9775, "dnsmasq": "/opt/dnsmasq"}})
+                         "metadata_port": 9775, "dnsmasq": "/opt/dnsmasq",
+                         "nft_table": "cloudd_t1"}})
     d = LibvirtDriver.from_config("h1", cfg, controller="http://127.0.0.1:1", secret="s",
                                   state_dir=tmp_path / "agent")
     hn = d.host_network
@@ -124,5 +125,6 @@ async def test_from_config_builds_the_host_network(tmp_path):
     assert hn.metadata_port == 9775 and hn.dnsmasq_binary == "/opt/dnsmasq"
     assert hn.dir == tmp_path / "agent" / "network"
     assert hn.proxy.port == 9775
+    assert hn.tables == ("cloudd_t1", "cloudd_t1_nat")
     with pytest.raises(ValueError, match="physnet:interface"):
         Config.model_validate({"host_network": {"physical_interface_mappings": ["eth1"]}})

@@ -543,4 +543,4 @@ def host_network_from_config(hostname: str, cfg, base: Path, controller: str, se
     state = Path(hn_cfg.state_dir).expanduser() if hn_cfg.state_dir else base / "network"
     return HostNetwork(state, mappings=parse_mappings(hn_cfg.physical_interface_mappings),
                        metadata_port=hn_cfg.metadata_port, dnsmasq_binary=hn_cfg.dnsmasq,
-                       proxy=proxy)
+                       proxy=proxy, tables=(hn_cfg.nft_table, f"{hn_cfg.nft_table}_nat"))
