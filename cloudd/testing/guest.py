@@ -23,7 +23,7 @@ from pathlib import Path
 KNOWN_LINE = "cloudd-test-guest: hello from the guest"
 IP_LINE = "cloudd-test-guest: ip "
 # virtio-net and what it needs, in load order (modules in Debian's cloud kernel)
-MODULES = ["drivers/virtio/virtio", "drivers/virtio/virtio_ring",
+MODULES = ["drivers/virtio/virtio_ring", "drivers/virtio/virtio",
            "drivers/virtio/virtio_pci_modern_dev", "drivers/virtio/virtio_pci_legacy_dev",
            "drivers/virtio/virtio_pci", "net/core/failover", "drivers/net/net_failover",
            "drivers/net/virtio_net"]
