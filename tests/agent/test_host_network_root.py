@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cloudd.agent.network import HostNetwork
+from cloudd.testing.postgres import free_port
 
 pytestmark = pytest.mark.asyncio
 
@@ -99,7 +100,8 @@ async def test_bridge_dhcp_security_groups_and_cleanup(tmp_path):
     # dnsmasq reads its hosts file as nobody: pytest's tmp_path is not reachable
     dnsmasq_dir = Path(tempfile.mkdtemp(prefix="cloudd-test-dnsmasq-"))
     dnsmasq_dir.chmod(0o755)
-    hn = HostNetwork(tmp_path / "state", metadata_port=18775, tables=tables,
+    port = free_port()
+    hn = HostNetwork(tmp_path / "state", metadata_port=port, tables=tables,
                      dnsmasq_binary=shutil.which("dnsmasq"), dnsmasq_dir=dnsmasq_dir)
     try:
         await hn.plug("i1", [vif([egress])])
@@ -128,6 +130,18 @@ async def test_bridge_dhcp_security_groups_and_cleanup(tmp_path):
         assert await ping(guest_ip)
         await hn.update("i1", [vif([egress])])
         assert not await ping(guest_ip)
+        # 169.254.169.254:80 reaches the metadata port on the host address
+        sh("ip", "-n", ns, "route", "add", "default", "via", host_ip)
+        server = await asyncio.start_server(
+            lambda r, w: (w.write(b"metadata here\n"), w.close()), host_ip, port)
+        try:
+            got = await asyncio.to_thread(
+                sh, "ip", "netns", "exec", ns, sys.executable, "-c",
+                "import socket; s = socket.create_connection(('169.254.169.254', 80), 3); "
+                "print(s.recv(100).decode().strip())", check=False)
+        finally:
+            server.close()
+        assert got.stdout.strip() == "metadata here", got.stderr
         # a spoofed source address is dropped
         sh("ip", "-n", ns, "addr", "add", f"10.196.{third}.99/24", "dev", peer)
         spoof = await asyncio.to_thread(sh, "ip", "netns", "exec", ns, "ping", "-c", "1",
