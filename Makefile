@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test bench lint system-deps test-system-deps image-system-deps virt-system-deps \
-        console-system-deps metadata-system-deps serve-novnc \
+        console-system-deps metadata-system-deps network-system-deps serve-novnc \
         serve-virt venv test-venv clean
 
 # --- system packages (Debian's) ---------------------------------------------
@@ -20,7 +20,7 @@ system-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 
 test-system-deps: system-deps image-system-deps virt-system-deps console-system-deps \
-                  metadata-system-deps
+                  metadata-system-deps network-system-deps
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing PostgreSQL (Debian's postgresql package) for the tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
@@ -67,13 +67,25 @@ metadata-system-deps:
 	    $(SUDO) apt-get install -y -qq --no-install-recommends $(METADATA_PACKAGES); \
 	fi
 
+# The libvirt agent's host plumbing (cloudd/agent/network): bridges and VLAN
+# interfaces (iproute2), DHCP (dnsmasq-base), NAT and security groups
+# (nftables), sysctl (procps); its root test pings a namespaced "guest" (ping).
+NETWORK_PACKAGES := dnsmasq-base nftables iproute2 procps iputils-ping
+network-system-deps:
+	@if ! command -v dnsmasq >/dev/null || ! command -v nft >/dev/null || ! command -v ip >/dev/null \
+	    || ! command -v sysctl >/dev/null || ! command -v ping >/dev/null; then \
+	  echo "installing Debian's $(NETWORK_PACKAGES) for host networking"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $(NETWORK_PACKAGES); \
+	fi
+
 # `make serve`: libvirt when it can be had. As root the packages are installed;
 # otherwise the one command to run is printed and serve uses the fake driver.
 serve-virt:
 	@if command -v libvirtd >/dev/null && command -v qemu-system-x86_64 >/dev/null; then \
 	  exit 0; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  $(MAKE) --no-print-directory virt-system-deps; \
+	  $(MAKE) --no-print-directory virt-system-deps network-system-deps; \
 	else \
 	  echo "cloudd: for real VMs install libvirt and QEMU first:"; \
 	  echo "  sudo apt-get install -y $(VIRT_PACKAGES)"; \

@@ -262,6 +262,40 @@ class NetworkConfig(Section):
     quota_security_group_rule: int = Field(default=100, ge=-1)
 
 
+class HostNetworkConfig(Section):
+    # The libvirt agent's host plumbing: a cdbr-* bridge per network, dnsmasq,
+    # nftables. Flat and vlan networks attach to the interface mapped to their
+    # physical network, as "physnet:interface" (Neutron's linuxbridge
+    # physical_interface_mappings); vlan ones through "interface.VID".
+    physical_interface_mappings: list[str] = []
+    # The port the metadata proxy listens on, on each network's host address
+    # (guests reach it as 169.254.169.254:80 through a DNAT).
+    metadata_port: int = Field(default=8775, ge=1, le=65535)
+    # The dnsmasq binary (Debian's dnsmasq-base).
+    dnsmasq: str = "dnsmasq"
+    # Where the plumbing keeps its state and dnsmasq's files (default: the
+    # agent's state directory's "network").
+    state_dir: str = ""
+    # The nftables tables it owns: "bridge NAME" (security groups) and
+    # "ip NAME_nat" (NAT, metadata DNAT); one agent per host owns them.
+    nft_table: str = Field(default="cloudd", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,40}$")
+
+    @field_validator("physical_interface_mappings", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        return [p.strip() for p in value.split(",") if p.strip()] \
+            if isinstance(value, str) else value
+
+    @field_validator("physical_interface_mappings")
+    @classmethod
+    def _physnet_colon_iface(cls, value: list[str]) -> list[str]:
+        for item in value:
+            net, sep, iface = item.partition(":")
+            if not sep or not net.strip() or not iface.strip():
+                raise ValueError(f"{item!r} is not physnet:interface")
+        return value
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     listeners: ListenersConfig = ListenersConfig()
@@ -279,6 +313,7 @@ class Config(Section):
     image: ImageConfig = ImageConfig()
     metadata: MetadataConfig = MetadataConfig()
     network: NetworkConfig = NetworkConfig()
+    host_network: HostNetworkConfig = HostNetworkConfig()
 
     @property
     def data_dir(self) -> Path:

@@ -2,7 +2,9 @@
 
 The kernel comes from ``linux-image-cloud-amd64`` and the initramfs from
 ``busybox-static``: its init prints ``KNOWN_LINE`` and what it knows about
-itself to the serial console, then idles. Both are fetched with
+itself to the serial console, brings up eth0 with udhcpc (virtio-net's modules
+are copied from the kernel package) and prints ``cloudd-test-guest: ip ADDR``,
+then idles. Both are fetched with
 ``apt-get download`` (no root needed) and cached under ~/.cache/cloudd/guest.
 The image API gets them as a kernel (aki), a ramdisk (ari) and a small
 machine image (ami) naming the two.
@@ -10,6 +12,7 @@ machine image (ami) naming the two.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KNOWN_LINE = "cloudd-test-guest: hello from the guest"
+IP_LINE = "cloudd-test-guest: ip "
+# virtio-net and what it needs, in load order (modules in Debian's cloud kernel)
+MODULES = ["drivers/virtio/virtio_ring", "drivers/virtio/virtio",
+           "drivers/virtio/virtio_pci_modern_dev", "drivers/virtio/virtio_pci_legacy_dev",
+           "drivers/virtio/virtio_pci", "net/core/failover", "drivers/net/net_failover",
+           "drivers/net/virtio_net"]
+UDHCPC_SCRIPT = f"""#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${{router%% *}}"
+    echo "{IP_LINE}$ip"
+    ;;
+esac
+"""
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cloudd" / "guest"
 
 INIT = f"""#!/bin/busybox sh
@@ -35,6 +54,12 @@ echo "cloudd-test-guest: cpus $(grep -c ^processor /proc/cpuinfo)"
 printf '#!/bin/sh\\npoweroff -f\\n' > /etc/acpi/PWRF/00000080
 chmod +x /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi 2>/dev/null
+for m in /lib/modules/*.ko; do insmod "$m" 2>/dev/null; done
+ip link set lo up
+if ip link show eth0 >/dev/null 2>&1; then
+  ip link set eth0 up
+  udhcpc -i eth0 -n -q -t 20 -T 3 -s /etc/udhcpc.script || echo "cloudd-test-guest: no dhcp"
+fi
 while true; do sleep 3600; done
 """
 
@@ -62,8 +87,10 @@ def _download(packages: list[str], into: Path) -> list[Path]:
 
 
 def build(cache: Path = CACHE) -> Guest:
-    """The guest's kernel and initramfs (cached after the first build)."""
-    guest = Guest(cache / "vmlinuz", cache / "initrd.gz")
+    """The guest's kernel and initramfs (cached after the first build, by the
+    hash of what the initramfs holds; the kernel goes with its modules)."""
+    tag = hashlib.sha256((INIT + UDHCPC_SCRIPT + "".join(MODULES)).encode()).hexdigest()[:12]
+    guest = Guest(cache / f"vmlinuz-{tag}", cache / f"initrd-{tag}.gz")
     if guest.kernel.exists() and guest.ramdisk.exists():
         return guest
     if shutil.which("cpio") is None:
@@ -81,6 +108,17 @@ def build(cache: Path = CACHE) -> Guest:
         shutil.copy2(tree / "bin" / "busybox", root / "bin" / "busybox")
         (root / "init").write_text(INIT)
         (root / "init").chmod(0o755)
+        (root / "etc").mkdir()
+        (root / "etc" / "udhcpc.script").write_text(UDHCPC_SCRIPT)
+        (root / "etc" / "udhcpc.script").chmod(0o755)
+        (root / "lib" / "modules").mkdir(parents=True)
+        moddir = next((tree / "lib" / "modules").iterdir()) / "kernel"
+        for i, mod in enumerate(MODULES):
+            src = next(moddir.parent.glob(f"kernel/{mod}.ko*"))
+            if src.suffix != ".ko":
+                raise RuntimeError(f"{src.name}: compressed modules are not supported")
+            # numbered so the init's glob loads them in dependency order
+            shutil.copy2(src, root / "lib" / "modules" / f"{i:02d}-{src.name}")
         files = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True)
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root,
                                  input=files.stdout, capture_output=True, check=True)

@@ -27,7 +27,7 @@ from cloudd.drivers.base import (
     PowerState,
 )
 from cloudd.drivers.libvirt import consoles, disks
-from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, domain_name, render
+from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, Nic, domain_name, render
 from cloudd.drivers.libvirt.imagecache import ImageCache
 
 log = logging.getLogger("cloudd.drivers.libvirt")
@@ -129,8 +129,12 @@ class LibvirtDriver(Driver):
                  vnc_listen: str | None = "127.0.0.1",
                  serial_port_range: tuple[int, int] | None = (10000, 20000),
                  ephemeral_formats: dict[str, str] | None = None,
-                 default_ephemeral_format: str = disks.DEFAULT_EPHEMERAL) -> None:
+                 default_ephemeral_format: str = disks.DEFAULT_EPHEMERAL,
+                 host_network=None) -> None:
         self.hostname = hostname
+        # cloudd.agent.network.HostNetwork: bridges, DHCP and rules for the vifs
+        # (None: guests' NICs go to bridges someone else made)
+        self.host_network = host_network
         self.uri = uri
         self.wanted_virt_type = virt_type
         self.virt_type = "qemu"
@@ -162,6 +166,8 @@ class LibvirtDriver(Driver):
         cache = ImageCache(cache_dir, downloader(controller, hostname, secret)) \
             if controller else None
         return cls(hostname, uri=lv.uri, virt_type=lv.virt_type, instances_dir=instances,
+                   host_network=host_network_from_config(hostname, cfg, base,
+                                                         controller, secret),
                    image_cache=cache, shutdown_timeout=lv.shutdown_timeout,
                    probe_kernel=lv.probe_kernel, traverse_root=cfg.data_dir,
                    vnc_listen=lv.vnc_listen or None,
@@ -203,6 +209,42 @@ class LibvirtDriver(Driver):
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
         log.info("libvirt connected", extra={"fields": {"uri": self.uri,
                                                         "virt_type": self.virt_type}})
+        await self._reconcile_network()
+
+    async def _reconcile_network(self) -> None:
+        """At start: the saved vifs of the guests libvirt still has are plumbed
+        again, everything else the plumbing made is removed."""
+        hn = self.host_network
+        if hn is None or not (hn.instances or hn.applied):
+            return
+        from cloudd.agent.network.host import HostNetworkError
+        from cloudd.agent.network.runner import CommandError
+        try:
+            present = {i.uuid for i in await self.list_instances()}
+            await hn.reconcile({u: n for u, n in hn.instances.items() if u in present})
+        except (HostNetworkError, CommandError, DriverError, OSError) as exc:
+            # the agent still serves; each guest's plug tries again
+            log.warning("host network reconcile failed: %s", exc)
+
+    async def _plug(self, spec: InstanceSpec) -> None:
+        if self.host_network is None or not spec.network_info:
+            return
+        from cloudd.agent.network.host import HostNetworkError
+        from cloudd.agent.network.runner import CommandError
+        try:
+            await self.host_network.plug(spec.uuid, spec.network_info)
+        except (HostNetworkError, CommandError, OSError) as exc:
+            raise DriverError(f"cannot plug the instance's networks: {exc}") from None
+
+    async def update_network(self, uuid: str, network_info: list[dict]) -> None:
+        if self.host_network is None:
+            return
+        from cloudd.agent.network.host import HostNetworkError
+        from cloudd.agent.network.runner import CommandError
+        try:
+            await self.host_network.update(uuid, network_info)
+        except (HostNetworkError, CommandError, OSError) as exc:
+            raise DriverError(f"cannot update the instance's networks: {exc}") from None
 
     def _on_lifecycle(self, conn, dom, event, detail, opaque) -> None:
         name = dom.name()
@@ -213,6 +255,8 @@ class LibvirtDriver(Driver):
                                                _POWER.get(state, PowerState.NOSTATE)))
 
     async def close(self) -> None:
+        if self.host_network is not None:
+            await self.host_network.close()
         if self.conn is not None:
             await asyncio.to_thread(self.conn.close)
             self.conn = None
@@ -317,9 +361,11 @@ class LibvirtDriver(Driver):
             raise DriverError(str(exc)) from None
         cmdline = props.get("os_command_line") or ("console=ttyS0 root=/dev/vda"
                                                    if kernel else None)
+        nics = tuple(Nic(mac=v["mac"], bridge=v["bridge"], tap=v.get("tap"),
+                         mtu=v.get("mtu")) for v in spec.network_info or [])
         return Domain(uuid=spec.uuid, display_name=spec.name, vcpus=spec.vcpus,
                       memory_mb=spec.memory_mb, virt_type=self.virt_type,
-                      disks=tuple(disk_list),
+                      disks=tuple(disk_list), nics=nics,
                       kernel=str(kernel) if kernel else None,
                       ramdisk=str(ramdisk) if ramdisk else None, cmdline=cmdline,
                       console_log=str(directory / "console.log"),
@@ -345,6 +391,7 @@ class LibvirtDriver(Driver):
 
     async def spawn(self, spec: InstanceSpec) -> None:
         dom = await self._domain(spec.uuid, missing_ok=True)
+        await self._plug(spec)
         if dom is not None:
             if not await self._call(dom.isActive):
                 await self._call(dom.create)
@@ -371,6 +418,8 @@ class LibvirtDriver(Driver):
                 await self._call(dom.undefine)
         await asyncio.to_thread(shutil.rmtree, self._dir(uuid), True)
         self._serial_ports.pop(uuid, None)
+        if self.host_network is not None:
+            await self.host_network.unplug(uuid)
 
     async def _wait_off(self, dom, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -431,6 +480,7 @@ class LibvirtDriver(Driver):
         except disks.DiskError as exc:
             raise DriverError(str(exc)) from None
         domain = await self._prepare(spec)
+        await self._plug(spec)
         dom = await self._call(self._conn().defineXML, render(domain))
         await self._call(dom.create)
 
@@ -486,3 +536,18 @@ class LibvirtDriver(Driver):
     async def events(self) -> AsyncIterator[LifecycleEvent]:
         while True:
             yield await self._events.get()
+
+
+def host_network_from_config(hostname: str, cfg, base: Path, controller: str, secret: str):
+    """``[host_network]``'s plumbing, with a metadata proxy when there is a controller."""
+    from cloudd.agent.network import HostNetwork
+    from cloudd.agent.network.host import parse_mappings
+    hn_cfg = cfg.host_network
+    proxy = None
+    if controller:
+        from cloudd.agent.metadata_proxy import MetadataProxy
+        proxy = MetadataProxy(controller, hostname, secret, port=hn_cfg.metadata_port)
+    state = Path(hn_cfg.state_dir).expanduser() if hn_cfg.state_dir else base / "network"
+    return HostNetwork(state, mappings=parse_mappings(hn_cfg.physical_interface_mappings),
+                       metadata_port=hn_cfg.metadata_port, dnsmasq_binary=hn_cfg.dnsmasq,
+                       proxy=proxy, tables=(hn_cfg.nft_table, f"{hn_cfg.nft_table}_nat"))
