@@ -35,6 +35,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,8 +181,23 @@ def prepare_by_hand(sid: str, work: Path) -> tuple[Path, Path, str]:
     xml = (xml.replace(str(Path(src).parent / "console.log"), str(log_path))
               .replace(src, str(copy / "disk")).replace(sid, new))
     xml = "\n".join(line for line in xml.splitlines() if "<uuid>" not in line)
-    (copy / "domain.xml").write_text(xml)
+    (copy / "domain.xml").write_text(by_hand_nics(xml))
     return copy, log_path, new
+
+
+BY_HAND_BRIDGE = "cdbr-byhand"
+
+
+def by_hand_nics(xml: str) -> str:
+    """cloudd's guest NICs, on a bridge made by hand (cloudd's went with its
+    guest); libvirt makes the taps."""
+    root = ET.fromstring(xml)
+    for nic in root.iterfind("./devices/interface"):
+        nic.find("source").set("bridge", BY_HAND_BRIDGE)
+        target = nic.find("target")
+        if target is not None:
+            nic.remove(target)
+    return ET.tostring(root, encoding="unicode")
 
 
 def boot_by_hand(copy: Path, log_path: Path, new: str) -> tuple[float, float | None]:
@@ -189,13 +205,16 @@ def boot_by_hand(copy: Path, log_path: Path, new: str) -> tuple[float, float | N
     two share the cached base image, which libvirt will not relabel in use)."""
     wall0 = time.time()
     t0 = time.monotonic()
-    virsh("create", str(copy / "domain.xml"), check=True)
+    subprocess.run(["ip", "link", "add", BY_HAND_BRIDGE, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", BY_HAND_BRIDGE, "up"], check=True)
     try:
+        virsh("create", str(copy / "domain.xml"), check=True)
         wait_for(lambda: log_path.exists() and
                  test_guest.KNOWN_LINE in log_path.read_text(errors="replace"))
         return time.monotonic() - t0, qemu_started(f"cloudd-{new}", wall0)
     finally:
         virsh("destroy", f"cloudd-{new}")
+        subprocess.run(["ip", "link", "del", BY_HAND_BRIDGE])
         shutil.rmtree(copy, ignore_errors=True)
 
 

@@ -67,6 +67,11 @@ class CloudProcess:
         # No compute agent for this host unless a test asks for one: an agent
         # registers a resource provider, which tests of placement must not see.
         env["CLOUDD_COMPUTE__LOCAL_AGENT"] = "none"
+        # Guests of test clouds running side by side share this host's bridges
+        # and nftables: each cloud gets its own default subnet and tables, from
+        # its port (unique while it runs): 10.(port >> 8).(port & 255).0/24.
+        env["CLOUDD_NETWORK__DEFAULT_CIDR"] = f"10.{self.port >> 8}.{self.port & 255}.0/24"
+        env["CLOUDD_HOST_NETWORK__NFT_TABLE"] = f"cloudd_p{self.port}"
         env.update(self.extra_env)
         return env
 
