@@ -1,7 +1,9 @@
 """A real guest on the default network (`cloudd serve`, its local libvirt
 agent, the real `openstack` CLI): it gets over DHCP the address the API
 shows, and the host pings it only while its security group has an ingress
-ICMP rule. Needs root (the agent makes bridges, dnsmasq and nftables rules);
+ICMP rule; two guests ping each other (the default group admits its members),
+and each reads its uuid and key from its config drive and its uuid from the
+metadata service. Needs root (the agent makes bridges, dnsmasq and nftables rules);
 on CI a missing libvirt fails, never skips."""
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudd.testing import guest as test_guest
 from cloudd.testing.libvirtd import LibvirtUnavailable, ensure_running
@@ -145,3 +149,49 @@ def test_guest_gets_the_api_address_and_icmp_follows_its_security_group(env):
     osc.run("server", "delete", "--wait", sid)
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True,
                           check=False).returncode != 0
+
+
+def _pinger(address: str) -> str:
+    """#! user data: ping ``address`` until it answers, then say so."""
+    return ("#!/bin/sh\n"
+            "for i in $(seq 60); do\n"
+            f"  if ping -c 1 -W 2 {address} >/dev/null; then\n"
+            f"    echo '{test_guest.PREFIX}ping {address} ok'; exit 0\n"
+            "  fi\n"
+            "  sleep 1\n"
+            "done\n"
+            f"echo '{test_guest.PREFIX}ping {address} failed'\n")
+
+
+def test_two_guests_ping_each_other_and_read_the_drive_and_the_metadata_service(
+        env, tmp_path):
+    osc, _, _ = env
+    public_key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    (tmp_path / "key.pub").write_text(public_key + " netguests\n")
+    osc.json("keypair", "create", "--public-key", str(tmp_path / "key.pub"), "netkey")
+    subnet = osc.json("subnet", "show", osc.json("network", "show", "default")["subnets"][0])
+    prefix = subnet["cidr"].rsplit(".", 1)[0]
+    ips = {"a": f"{prefix}.50", "b": f"{prefix}.51"}
+    servers = {}
+    for me, other in (("a", "b"), ("b", "a")):
+        (tmp_path / f"{me}.sh").write_text(_pinger(ips[other]))
+        servers[me] = osc.json(
+            "server", "create", "--image", "guest", "--flavor", "m1.tiny",
+            "--nic", f"net-id=default,v4-fixed-ip={ips[me]}", "--config-drive", "True",
+            "--key-name", "netkey", "--user-data", str(tmp_path / f"{me}.sh"),
+            f"netvm-{me}")["id"]
+    for me, other in (("a", "b"), ("b", "a")):
+        sid = servers[me]
+        done = f"{test_guest.PREFIX}ping {ips[other]} "
+        log = _wait(lambda sid=sid, done=done: (
+            out := osc.run("console", "log", "show", sid).stdout) and done in out and out,
+            f"guest {me} pinging {ips[other]}", 300)
+        assert f"{done}ok" in log, log[-2000:]
+        assert f"{test_guest.IP_LINE}{ips[me]}" in log
+        # the config drive and the metadata service both name this server
+        assert f"{test_guest.DRIVE_UUID_LINE}{sid}" in log, log[-2000:]
+        assert f"{test_guest.DRIVE_KEY_LINE}{public_key}" in log, log[-2000:]
+        assert f"{test_guest.METADATA_UUID_LINE}{sid}" in log, log[-2000:]
+    for sid in servers.values():
+        osc.run("server", "delete", "--wait", sid)
