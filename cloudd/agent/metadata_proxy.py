@@ -40,6 +40,7 @@ FORWARDED_HEADER = "X-Forwarded-For"
 UNKNOWN = b"An unknown error has occurred. Please try your request again."
 RELAYED = (200, 404)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+NETWORK_ID = web.AppKey("network_id", str)
 
 
 def _fields(**kw) -> dict:
@@ -112,7 +113,7 @@ class MetadataProxy:
                     return
                 await self._stop(network_id)
             app = web.Application()
-            app["network_id"] = network_id
+            app[NETWORK_ID] = network_id
             app.router.add_route("*", "/{path:.*}", self._handle)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
@@ -156,7 +157,7 @@ class MetadataProxy:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, headers={"Allow": "GET, HEAD"},
                                 text="The method is not allowed for the requested URL.")
-        network_id = request.app["network_id"]
+        network_id = request.app[NETWORK_ID]
         guest = request.remote or ""
         path = posixpath.normpath("/" + request.path.lstrip("/"))
         url = self.base.with_path(self.base.path + ("" if path == "/" else path))
