@@ -99,6 +99,12 @@ class FakeNetworks:
                 else:
                     del self.ports[port_id]
 
+    async def bind_instance(self, conn, instance_uuid, host) -> None:
+        self.calls.append(("bind", instance_uuid, host))
+        for port in self.ports.values():
+            if port["device_id"] == instance_uuid:
+                port["host"] = host
+
     async def vifs_for_instances(self, conn, instance_uuids) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {u: [] for u in instance_uuids}
         for port in self.ports.values():

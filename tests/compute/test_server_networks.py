@@ -589,3 +589,55 @@ async def test_add_and_remove_security_group_change_the_ports(real):
                                         t.port, t.port.c.id == t.port_security_group.c.port_id))
                                     .where(t.port.c.device_id == uuid))).scalars().all()
     assert bound == [web]
+
+
+async def test_ports_follow_a_resize_to_another_host_and_its_revert(env):
+    api, sim, net = env
+    uuid = await boot(env)
+    await sim.add_host("host2", memory_mb=8192)       # the RAM weigher prefers it
+    [port] = [p for p in net.ports.values() if p["device_id"] == uuid]
+    assert port["host"] == "host1"
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"resize": {"flavorRef": "2"}},
+               token=ALICE, status=202)
+    await run_woken(api, sim)
+    assert (await sim.instance(uuid)).host == "host2"
+    assert port["host"] == "host2" and ("bind", uuid, "host2") in net.calls
+    spawn, moved = spawn_specs(sim, uuid)
+    assert moved["network_info"] == spawn["network_info"]      # the same ports
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"revertResize": None},
+               token=ALICE, status=202)
+    await run_woken(api, sim)
+    assert (await sim.instance(uuid)).host == "host1"
+    assert port["host"] == "host1" and net.calls[-1] == ("bind", uuid, "host1")
+
+
+async def test_a_failed_resize_to_another_host_binds_the_ports_back(env):
+    api, sim, net = env
+    uuid = await boot(env)
+    await sim.add_host("host2", memory_mb=8192)
+    sim.fail["host2"] = {"spawn": {"error": "no room after all"}}
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"resize": {"flavorRef": "2"}},
+               token=ALICE, status=202)
+    await run_woken(api, sim)
+    inst = await sim.instance(uuid)
+    assert (inst.vm_state, inst.host) == ("error", "host1")
+    [port] = [p for p in net.ports.values() if p["device_id"] == uuid]
+    assert port["host"] == "host1"
+    assert [c for c in net.calls if c[0] == "bind"] == [("bind", uuid, "host2"),
+                                                        ("bind", uuid, "host1")]
+
+
+async def test_real_ports_are_bound_to_the_resize_destination_then_back(real):
+    api, sim, _ = real
+    uuid = await boot(real)
+    await sim.add_host("host2", memory_mb=8192)
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"resize": {"flavorRef": "2"}},
+               token=ALICE, status=202)
+    await run_woken(api, sim)
+    [port] = await ports_of(api, uuid)
+    assert (port.binding_host_id, port.revision_number) == ("host2", 1)
+    await call(api, "POST", f"/v2.1/servers/{uuid}/action", {"revertResize": None},
+               token=ALICE, status=202)
+    await run_woken(api, sim)
+    [port] = await ports_of(api, uuid)
+    assert (port.binding_host_id, port.revision_number) == ("host1", 2)

@@ -5,10 +5,11 @@ resize  start:    a migration row (pre-migrating), instance old/new_flavor
         schedule: placement.move(instance -> migration) keeps the old claim
                   under the migration uuid; ``scheduler.select`` claims the
                   new flavor for the instance (same host allowed). Same host:
-                  ``resize``; other host: ``power_off`` on the source and
-                  ``spawn`` on the destination -> migrated. No host: the old
-                  claim goes back, the instance keeps its state (Nova's
-                  _cold_migrate), fault, migration "error".
+                  ``resize``; other host: the ports bound to the destination,
+                  ``power_off`` on the source and ``spawn`` on the destination
+                  -> migrated. No host: the old claim goes back, the instance
+                  keeps its state (Nova's _cold_migrate), fault, migration
+                  "error".
         migrated: (a STOPPED instance is powered off again on the
                   destination, same host or not -> finished) -> VERIFY_RESIZE: host/node/flavor are
                   the destination's, migration "finished".
@@ -16,13 +17,13 @@ confirm start:    ``destroy`` on the source when it is another host
                   -> confirmed: release the migration consumer, migration
                   "confirmed", ACTIVE (or STOPPED when powered off).
 revert  start:    other host: ``destroy`` on the destination -> dest_gone:
-                  move(migration -> instance), back to the source host and
-                  old flavor, ``power_on`` there (unless it was stopped)
-                  -> reverted. Same host: ``resize`` back to the old flavor
+                  move(migration -> instance), back to the source host (the
+                  ports too) and old flavor, ``power_on`` there (unless it was
+                  stopped) -> reverted. Same host: ``resize`` back to the old flavor
                   -> reverted (move(migration -> instance)). Migration
                   "reverted".
 A failed command -> ERROR with a fault, migration "error"; the instance's
-claim goes back to where the instance is.
+claim (and its ports) go back to where the instance is.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def move_spec(inst) -> dict:
     if zone and ":" in zone:
         spec["availability_zone"] = zone.split(":")[0] or None
     return spec
+
+
+async def bind_ports(ctx, conn, host: str) -> None:
+    """The instance's ports follow it to ``host`` (and back on a revert)."""
+    if ctx.compute.network is not None:
+        await ctx.compute.network.bind_instance(conn, ctx.instance_uuid, host)
 
 
 async def resize_start(ctx) -> None:
@@ -126,6 +133,8 @@ async def resize_schedule(ctx) -> None:
             await ctx.update_instance(conn, task_state=states.RESIZE_MIGRATING)
             await rec.event_finish(conn, ctx.action_id, EV_MIGRATE)
             await rec.event_start(conn, ctx.action_id, EV_RESIZE, host=source)
+            if sel.host != source:
+                await bind_ports(ctx, conn, sel.host)
             spec = await spawn_spec(conn, inst, flavor=new_flavor, cloud=ctx.compute.cloud)
             if sel.host == source:
                 await ctx.enqueue(conn, source, "resize", {"uuid": uuid, "spec": spec})
@@ -150,6 +159,8 @@ async def _resize_failed(ctx, host: str | None, error: str, event: str) -> None:
         spawned = ctx.result("spawn", dest) if dest else None
         if dest and dest != p["_source_host"] and spawned and spawned.get("ok"):
             await ctx.enqueue(conn, dest, "destroy", {"uuid": uuid})   # not waited on
+        if dest and dest != p["_source_host"]:
+            await bind_ports(ctx, conn, p["_source_host"])
         await set_migration(conn, mig, status="error")
         await fail(ctx, conn, error, event=event, at_host=host, host=p["_source_host"],
                    node=p["_source_node"])
@@ -288,6 +299,7 @@ async def revert_dest_gone(ctx) -> None:
         if inst.old_flavor:
             values["flavor"] = inst.old_flavor
         await ctx.update_instance(conn, **values)
+        await bind_ports(ctx, conn, p["_source_host"])
         await rec.event_finish(conn, ctx.action_id, EV_REVERT, host=p["_dest_host"])
         await rec.event_start(conn, ctx.action_id, EV_FINISH_REVERT, host=p["_source_host"])
         if p.get("_was_stopped"):

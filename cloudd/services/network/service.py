@@ -204,6 +204,27 @@ class NetworkService:
             else:
                 await port_ops.delete(conn, self.cloud, port, skip={instance_uuid})
 
+    async def bind_instance(self, conn, instance_uuid: str, host: str) -> None:
+        """Binds the instance's ports to ``host``: a resize to another host and
+        its revert (Nova's migrate_instance_finish); flat and vlan networks
+        get that host's DHCP port. Security group members are told."""
+        ports = await store.ports(conn, sa.and_(P.c.device_id == instance_uuid,
+                                                P.c.device_owner.like("compute:%")),
+                                  lock=True)
+        groups: set[str] = set()
+        for port in ports:
+            if port["binding_host_id"] == host:
+                continue
+            await conn.execute(P.update().where(P.c.id == port["id"]).values(
+                binding_host_id=host, updated_at=utcnow(),
+                revision_number=port["revision_number"] + 1))
+            net = await store.network(conn, port["network_id"])
+            if net["network_type"] != "local":
+                await port_ops.dhcp_port(conn, self.cloud, net, host)
+            groups.update(port["security_groups"])
+        if groups:
+            await secgroups.notify(self.cloud, conn, sorted(groups), skip={instance_uuid})
+
     async def vifs_for_instances(self, conn, instance_uuids) -> dict[str, list[dict]]:
         """Each instance's vifs, in the order the ports were asked for."""
         uuids = list(instance_uuids)
