@@ -145,6 +145,9 @@ def test_guest_gets_the_api_address_and_icmp_follows_its_security_group(env):
     _wait(lambda: not _pings(api_ip), "ping stopped once the rule is gone", 60)
     time.sleep(2)
     assert not _pings(api_ip)
+    osc.json("security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
+             "default")
+    _wait(lambda: _pings(api_ip), "ping back with the rule added again", 60)
 
     osc.run("server", "delete", "--wait", sid)
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True,
