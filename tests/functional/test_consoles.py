@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-import uuid
 import zlib
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,71 +32,27 @@ import aiohttp
 import pytest
 
 from cloudd.testing import guest as test_guest
-from cloudd.testing.libvirtd import LibvirtUnavailable, ensure_running
 from cloudd.testing.process import CloudProcess
-from tests.conftest import FAST, Osc
-from tests.functional.test_libvirt_cli import SHARED, _virsh, _wait
+from tests.conftest import Osc
+from tests.functional.libvirt_cloud import console, libvirt_cloud, unavailable, wait
 
 CHROMIUM = ("chromium-headless-shell", "chromium")
 NOVNC = Path("/usr/share/novnc/vnc_lite.html")
 
 
-def _unavailable(msg: str):
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    try:
-        ensure_running()
-        guest = test_guest.build()
-    except (LibvirtUnavailable, RuntimeError, subprocess.CalledProcessError) as e:
-        _unavailable(f"libvirt tests cannot run: {e}")
-    base = tmp_path_factory.mktemp("consoles")
-    work = SHARED / uuid.uuid4().hex[:12]
-    work.mkdir(parents=True, mode=0o711)
-    SHARED.chmod(0o711)
-    cloud = CloudProcess(base / "data", env={
-        **FAST, "CLOUDD_COMPUTE__LOCAL_AGENT": "libvirt",
-        "CLOUDD_LIBVIRT__INSTANCES_DIR": str(work / "instances"),
-        "CLOUDD_LIBVIRT__IMAGE_CACHE_DIR": str(work / "images"),
-        "CLOUDD_LIBVIRT__PROBE_KERNEL": str(guest.kernel),
-        "CLOUDD_LIBVIRT__SHUTDOWN_TIMEOUT": "5",
-        "CLOUDD_AGENT__RESERVED_HOST_MEMORY_MB": "0"}).start(timeout=120)
-    osc = Osc(cloud)
-    try:
-        _wait(lambda: any(s["State"] == "up" for s in osc.json(
-            "compute", "service", "list", "--service", "nova-compute")), "libvirt host up")
-        kernel = osc.json("image", "create", "--disk-format", "aki", "--container-format",
-                          "aki", "--file", str(guest.kernel), "guest-kernel")
-        ramdisk = osc.json("image", "create", "--disk-format", "ari", "--container-format",
-                           "ari", "--file", str(guest.ramdisk), "guest-ramdisk")
-        machine = base / "machine.img"
-        machine.write_bytes(b"\0" * 1024 * 1024)
-        # tty0 too, so the VNC screen shows the kernel's text; ttyS0 last stays
-        # /dev/console (the serial console and its log).
-        osc.json("image", "create", "--disk-format", "ami", "--container-format", "ami",
-                 "--file", str(machine), "--property", f"kernel_id={kernel['id']}",
-                 "--property", f"ramdisk_id={ramdisk['id']}",
-                 "--property", "os_command_line=console=tty0 console=ttyS0", "guest")
+    # tty0 too, so the VNC screen shows the kernel's text; ttyS0 last stays
+    # /dev/console (the serial console and its log).
+    with libvirt_cloud(tmp_path_factory.mktemp("consoles"),
+                       cmdline="console=tty0 console=ttyS0",
+                       shutdown_timeout=5) as (osc, cloud, _):
         server = osc.json("server", "create", "--image", "guest", "--flavor", "m1.tiny",
                           "--nic", "none", "--wait", "console-vm")
         assert server["status"] == "ACTIVE"
-        _wait(lambda: test_guest.KNOWN_LINE in osc.run("console", "log", "show",
-                                                       server["id"]).stdout,
-              "the guest's known line in its console log")
+        wait(lambda: test_guest.KNOWN_LINE in console(osc, server["id"]),
+             "the guest's known line in its console log")
         yield osc, cloud, server["id"]
-    finally:
-        code = cloud.stop()
-        for name in _virsh("list", "--all", "--name").split():
-            # only this test's guests: other runs may share the host's libvirtd
-            if name.startswith("cloudd-") and str(work) in _virsh("dumpxml", name):
-                _virsh("destroy", name)
-                _virsh("undefine", name, "--managed-save")
-        shutil.rmtree(work, ignore_errors=True)
-    assert code == 0, cloud.log_text()[-3000:]
 
 
 def console_url(osc: Osc, sid: str, kind: str) -> dict:
@@ -198,7 +153,7 @@ def test_novnc_url_speaks_rfb_once(env):
     assert url.startswith(f"{cloud.url}/console/novnc/vnc_lite.html?path=console%2F"
                           "websockify%3Ftoken%3D")
     if not NOVNC.exists():
-        _unavailable("noVNC is not installed (Debian's novnc package; make test-system-deps)")
+        unavailable("noVNC is not installed (Debian's novnc package; make test-system-deps)")
     with urllib.request.urlopen(url, timeout=30) as resp:
         page = resp.read().decode()
     assert "noVNC" in page and "<script" in page and "</html>" in page
@@ -334,9 +289,9 @@ def test_novnc_page_shows_the_guest_screen_in_chromium(env, tmp_path):
     osc, _, sid = env
     chrome = _chromium()
     if chrome is None:
-        _unavailable("headless Chromium is not installed (Debian's chromium-headless-shell)")
+        unavailable("headless Chromium is not installed (Debian's chromium-headless-shell)")
     if not NOVNC.exists():
-        _unavailable("noVNC is not installed (Debian's novnc package)")
+        unavailable("noVNC is not installed (Debian's novnc package)")
     url = console_url(osc, sid, "novnc")["url"]
     profile = Path(tempfile.mkdtemp(dir=tmp_path))
     png, rect, status = asyncio.run(_screenshot(chrome, url, profile))
@@ -389,9 +344,9 @@ def test_tempest_novnc_checks_pass(env):
     client and RFB negotiation) against the proxy and the guest's real VNC."""
     from cloudd.testing import tempest
     if not tempest.PYTHON.exists():
-        _unavailable("Tempest's venv is missing (make test-venv)")
+        unavailable("Tempest's venv is missing (make test-venv)")
     if not NOVNC.exists():
-        _unavailable("noVNC is not installed (Debian's novnc package)")
+        unavailable("noVNC is not installed (Debian's novnc package)")
     osc, _, sid = env
     good = console_url(osc, sid, "novnc")["url"]
     bad = console_url(osc, sid, "novnc")["url"]

@@ -3,46 +3,21 @@ agent, the real `openstack` CLI): it gets over DHCP the address the API
 shows, and the host pings it only while its security group has an ingress
 ICMP rule; two guests ping each other (the default group admits its members),
 and each reads its uuid and key from its config drive and its uuid from the
-metadata service. Needs root (the agent makes bridges, dnsmasq and nftables rules);
-on CI a missing libvirt fails, never skips."""
+metadata service. Needs root (the agent makes bridges, dnsmasq and nftables
+rules); on CI a missing libvirt fails, never skips."""
 
 from __future__ import annotations
 
-import os
-import random
 import re
-import shutil
 import subprocess
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudd.testing import guest as test_guest
-from cloudd.testing.libvirtd import LibvirtUnavailable, ensure_running
-from cloudd.testing.postgres import free_port
-from cloudd.testing.process import CloudProcess
-from tests.conftest import FAST, Osc
-
-SHARED = Path("/var/lib/cloudd-tests")   # QEMU's own user (and dnsmasq's) must get in
-
-
-def _virsh(*args: str) -> str:
-    return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True,
-                          text=True, check=False).stdout.strip()
-
-
-def _wait(check, what: str, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.functional.libvirt_cloud import console, libvirt_cloud, wait
 
 
 def _pings(address: str) -> bool:
@@ -52,73 +27,8 @@ def _pings(address: str) -> bool:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    missing = [t for t in ("dnsmasq", "nft", "ip", "ping") if not shutil.which(t)]
-    try:
-        if missing:
-            raise RuntimeError(f"{', '.join(missing)} not installed "
-                               "(make network-system-deps)")
-        if os.geteuid() != 0:
-            raise RuntimeError("host networking needs root")
-        ensure_running()
-        guest = test_guest.build()
-    except (LibvirtUnavailable, RuntimeError, subprocess.CalledProcessError) as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"network guest tests cannot run: {e}")
-        pytest.skip(f"network guest tests cannot run: {e}")
-    base = tmp_path_factory.mktemp("netguests")
-    tag = uuid.uuid4().hex[:10]
-    work = SHARED / tag
-    work.mkdir(parents=True, mode=0o711)
-    SHARED.chmod(0o711)
-    cidr = f"10.{random.randrange(200, 250)}.{random.randrange(256)}.0/24"
-    table = f"cloudd_t{tag}"
-    cloud = CloudProcess(base / "data", env={
-        **FAST, "CLOUDD_COMPUTE__LOCAL_AGENT": "libvirt",
-        "CLOUDD_LIBVIRT__INSTANCES_DIR": str(work / "instances"),
-        "CLOUDD_LIBVIRT__IMAGE_CACHE_DIR": str(work / "images"),
-        "CLOUDD_LIBVIRT__PROBE_KERNEL": str(guest.kernel),
-        "CLOUDD_LIBVIRT__SHUTDOWN_TIMEOUT": "15",
-        "CLOUDD_AGENT__RESERVED_HOST_MEMORY_MB": "0",
-        # this cloud's own subnet, tables and files: other runs share the host
-        "CLOUDD_NETWORK__DEFAULT_CIDR": cidr,
-        "CLOUDD_HOST_NETWORK__NFT_TABLE": table,
-        "CLOUDD_HOST_NETWORK__METADATA_PORT": str(free_port()),
-        "CLOUDD_HOST_NETWORK__STATE_DIR": str(work / "network")}).start(timeout=120)
-    osc = Osc(cloud)
-    bridge = None
-    try:
-        _wait(lambda: any(s["State"] == "up" for s in osc.json(
-            "compute", "service", "list", "--service", "nova-compute")), "libvirt host up")
-        bridge = "cdbr-" + osc.json("network", "show", "default")["id"][:10]
-        kernel = osc.json("image", "create", "--disk-format", "aki", "--container-format",
-                          "aki", "--file", str(guest.kernel), "guest-kernel")
-        ramdisk = osc.json("image", "create", "--disk-format", "ari", "--container-format",
-                           "ari", "--file", str(guest.ramdisk), "guest-ramdisk")
-        machine = base / "machine.img"
-        machine.write_bytes(b"\0" * 1024 * 1024)
-        osc.json("image", "create", "--disk-format", "ami", "--container-format", "ami",
-                 "--file", str(machine), "--property", f"kernel_id={kernel['id']}",
-                 "--property", f"ramdisk_id={ramdisk['id']}",
-                 "--property", "os_command_line=console=ttyS0", "guest")
-        yield osc, work, bridge
-    finally:
-        code = cloud.stop()
-        for name in _virsh("list", "--all", "--name").split():
-            if name.startswith("cloudd-") and str(work) in _virsh("dumpxml", name):
-                _virsh("destroy", name)
-                _virsh("undefine", name, "--managed-save")
-        if bridge:
-            subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
-        for family, name in (("bridge", table), ("ip", f"{table}_nat")):
-            subprocess.run(["nft", "delete", "table", family, name], capture_output=True,
-                           check=False)
-        for pidfile in (work / "network").glob("dnsmasq/*/pid"):
-            try:
-                os.kill(int(pidfile.read_text()), 15)
-            except (OSError, ValueError):
-                pass
-        shutil.rmtree(work, ignore_errors=True)
-    assert code == 0, cloud.log_text()[-3000:]
+    with libvirt_cloud(tmp_path_factory.mktemp("netguests")) as (osc, _, work):
+        yield osc, work, "cdbr-" + osc.json("network", "show", "default")["id"][:10]
 
 
 def test_guest_gets_the_api_address_and_icmp_follows_its_security_group(env):
@@ -130,8 +40,8 @@ def test_guest_gets_the_api_address_and_icmp_follows_its_security_group(env):
     addresses = osc.json("server", "show", sid)["addresses"]
     api_ip = re.search(r"\d+\.\d+\.\d+\.\d+", str(addresses)).group(0)
 
-    log = _wait(lambda: (out := osc.run("console", "log", "show", sid).stdout)
-                and test_guest.IP_LINE in out and out, "the guest's DHCP address", 300)
+    log = wait(lambda: (out := console(osc, sid)) and test_guest.IP_LINE in out and out,
+               "the guest's DHCP address", 300)
     dhcp_ip = log.split(test_guest.IP_LINE, 1)[1].split()[0]
     assert dhcp_ip == api_ip
 
@@ -139,15 +49,15 @@ def test_guest_gets_the_api_address_and_icmp_follows_its_security_group(env):
     assert not _pings(api_ip)
     rule = osc.json("security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
                     "default")
-    _wait(lambda: _pings(api_ip), "ping allowed by the new ICMP rule", 60)
+    wait(lambda: _pings(api_ip), "ping allowed by the new ICMP rule", 60)
     osc.run("security", "group", "rule", "delete", rule["id"])
     time.sleep(3)
-    _wait(lambda: not _pings(api_ip), "ping stopped once the rule is gone", 60)
+    wait(lambda: not _pings(api_ip), "ping stopped once the rule is gone", 60)
     time.sleep(2)
     assert not _pings(api_ip)
     osc.json("security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
              "default")
-    _wait(lambda: _pings(api_ip), "ping back with the rule added again", 60)
+    wait(lambda: _pings(api_ip), "ping back with the rule added again", 60)
 
     osc.run("server", "delete", "--wait", sid)
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True,
@@ -187,8 +97,8 @@ def test_two_guests_ping_each_other_and_read_the_drive_and_the_metadata_service(
     for me, other in (("a", "b"), ("b", "a")):
         sid = servers[me]
         done = f"{test_guest.PREFIX}ping {ips[other]} "
-        log = _wait(lambda sid=sid, done=done: (
-            out := osc.run("console", "log", "show", sid).stdout) and done in out and out,
+        log = wait(lambda sid=sid, done=done: (
+            out := console(osc, sid)) and done in out and out,
             f"guest {me} pinging {ips[other]}", 300)
         assert f"{done}ok" in log, log[-2000:]
         assert f"{test_guest.IP_LINE}{ips[me]}" in log
