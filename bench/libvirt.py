@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cloudd.testing import guest as test_guest
+from cloudd.testing import poll
 from cloudd.testing.libvirtd import ensure_running
 from cloudd.testing.process import DIRECT, CloudProcess
 
@@ -125,12 +126,7 @@ class Api:
 
 
 def wait_for(check, timeout: float = 300.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(interval)
-    raise RuntimeError("timed out")
+    return poll.wait(check, "the guest", timeout, interval=interval)
 
 
 def qemu_started(domain: str, since: float) -> float | None:

@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import bcrypt
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from cloudd.db import Database
 from cloudd.db import tables as t
 from cloudd.testing.agents import AgentProcess
+from cloudd.testing.poll import wait
 from cloudd.testing.process import CloudProcess
 from tests.conftest import BACKENDS, backend_env
 
@@ -55,13 +55,7 @@ def host_states(data_dir, env) -> dict[str, str]:
 
 
 def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+    return wait(predicate, "the agent", timeout, interval=0.1)
 
 
 def test_host_add_shows_the_credential_once_and_stores_a_hash(request, tmp_path, backend):

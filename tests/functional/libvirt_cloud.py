@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from cloudd.testing import guest as test_guest
+from cloudd.testing import poll
 from cloudd.testing.libvirtd import LibvirtUnavailable, ensure_running
 from cloudd.testing.postgres import free_port
 from cloudd.testing.process import CloudProcess
@@ -38,14 +38,8 @@ def virsh(*args: str) -> str:
 
 
 def wait(check, what: str, timeout: float = 180.0):
-    """``check()``'s first true result, polled each second."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}")
+    """``check()``'s first true result, polled each second (guests are slow)."""
+    return poll.wait(check, what, timeout, interval=1.0)
 
 
 def unavailable(msg: str):

@@ -11,11 +11,10 @@ left in placement for a deleted server.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cloudd.testing.agents import AgentProcess
+from cloudd.testing.poll import wait
 from cloudd.testing.process import CloudProcess
 from tests.conftest import BACKENDS, Osc, backend_env
 
@@ -35,7 +34,7 @@ def env(request, tmp_path_factory):
     agents = {h: AgentProcess(cloud, h).start() for h in HOSTS}
     osc = Osc(cloud)
     try:
-        _wait(lambda: len([s for s in osc.json("compute", "service", "list",
+        wait(lambda: len([s for s in osc.json("compute", "service", "list",
                                                "--service", "nova-compute")
                            if s["State"] == "up"]) == len(HOSTS), "hosts up")
         image = base / "tiny.img"
@@ -50,16 +49,6 @@ def env(request, tmp_path_factory):
     assert code == 0, cloud.log_text()[-3000:]
 
 
-def _wait(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _flavor(shown: dict) -> str:
     """The flavor name in `server show` output (a dict from microversion 2.47 on)."""
     flavor = shown["flavor"]
@@ -71,7 +60,7 @@ def _status(osc: Osc, server: str) -> str:
 
 
 def _wait_status(osc: Osc, server: str, status: str) -> dict:
-    return _wait(lambda: (s := osc.json("server", "show", server))["status"] == status and s,
+    return wait(lambda: (s := osc.json("server", "show", server))["status"] == status and s,
                  f"{server} to be {status}")
 
 
@@ -247,11 +236,11 @@ def test_no_allocations_left_after_deletes(env):
 def test_killed_agent_goes_down(env):
     osc, _, agents = env
     agents["compute2"].stop(sig=9)
-    states = _wait(lambda: {s["Host"]: s["State"] for s in osc.json(
+    states = wait(lambda: {s["Host"]: s["State"] for s in osc.json(
         "compute", "service", "list", "--service", "nova-compute")}.get("compute2") == "down"
         and True, "compute2 down", timeout=DOWN_AFTER * 5)
     assert states
     agents["compute2"].start()
-    _wait(lambda: {s["Host"]: s["State"] for s in osc.json(
+    wait(lambda: {s["Host"]: s["State"] for s in osc.json(
         "compute", "service", "list", "--service", "nova-compute")}.get("compute2") == "up",
         "compute2 up again")

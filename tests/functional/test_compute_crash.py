@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 from cloudd.testing.agents import AgentProcess
+from cloudd.testing.poll import wait
 from cloudd.testing.process import DIRECT, CloudProcess
 from tests.conftest import BACKENDS, backend_env
 
@@ -57,16 +58,8 @@ class Api:
 
 
 def _wait(check, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (urllib.error.URLError, ConnectionError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    """``check()`` polled while the cloud may be down (restarting)."""
+    return wait(check, what, timeout, ignore=(urllib.error.URLError, ConnectionError))
 
 
 def _hosts_up(api: Api, count: int) -> bool:

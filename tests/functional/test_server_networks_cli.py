@@ -9,11 +9,10 @@ address, the user's port stays with its address, unbound.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cloudd.testing.agents import AgentProcess
+from cloudd.testing.poll import wait
 from cloudd.testing.process import CloudProcess
 from tests.conftest import BACKENDS, Osc, backend_env
 
@@ -28,7 +27,7 @@ def env(request, tmp_path_factory):
     agent = AgentProcess(cloud, "compute1").start()
     osc = Osc(cloud)
     try:
-        _wait(lambda: [s for s in osc.json("compute", "service", "list", "--service",
+        wait(lambda: [s for s in osc.json("compute", "service", "list", "--service",
                                            "nova-compute") if s["State"] == "up"],
               "the host up")
         image = base / "tiny.img"
@@ -40,16 +39,6 @@ def env(request, tmp_path_factory):
         agent.stop()
         code = cloud.stop()
     assert code == 0, cloud.log_text()[-3000:]
-
-
-def _wait(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _create(osc: Osc, name: str, *extra: str) -> dict:
