@@ -9,7 +9,8 @@ reference, Keystone from PyPI served by gunicorn (SQLite, Fernet tokens):
 1. cold start: process start to the first HTTP 200 (cloudd: ``/healthz``,
    Keystone: ``/v3``), median of N restarts of an already bootstrapped server;
 2. idle RSS after bootstrap: VmRSS (and PSS) of the server's processes, summed,
-   once it has served a few requests and settled;
+   once it has served a few requests and settled (also: its anonymous part, and
+   VmRSS once ready but before any request);
 3. token issue and validate throughput: a bounded concurrent aiohttp client
    doing ``POST /v3/auth/tokens`` (password, project-scoped, bootstrap admin)
    and ``GET /v3/auth/tokens`` for a fixed time each, in short slices that
@@ -100,19 +101,22 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def memory_kb(pid: int) -> tuple[int, int]:
-    """(VmRSS, Pss) in kB for one process."""
-    rss = pss = 0
+def memory_kb(pid: int) -> tuple[int, int, int]:
+    """(VmRSS, Pss, anonymous) in kB for one process. What is not anonymous is
+    file-backed: the mapped pages of shared libraries and extension modules."""
+    rss = pss = anon = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
+        elif line.startswith("RssAnon:"):
+            anon = int(line.split()[1])
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 pss = int(line.split()[1])
     except OSError:
         pss = rss
-    return rss, pss
+    return rss, pss, anon
 
 
 def machine_busy_seconds() -> float:
@@ -224,13 +228,14 @@ class Server:
         per = []
         for pid in self.pids():
             try:
-                rss, pss = memory_kb(pid)
+                rss, pss, anon = memory_kb(pid)
             except OSError:
                 continue
-            per.append({"pid": pid, "rss_kb": rss, "pss_kb": pss})
+            per.append({"pid": pid, "rss_kb": rss, "pss_kb": pss, "anon_kb": anon})
         return {"processes": len(per),
                 "rss_mb": round(sum(p["rss_kb"] for p in per) / 1024, 1),
                 "pss_mb": round(sum(p["pss_kb"] for p in per) / 1024, 1),
+                "anon_mb": round(sum(p["anon_kb"] for p in per) / 1024, 1),
                 "per_process_rss_mb": [round(p["rss_kb"] / 1024, 1) for p in per]}
 
     def log_tail(self) -> str:
@@ -544,12 +549,15 @@ async def measure_running(targets: list[Target], issue_s: float, validate_s: flo
     """Idle memory, then issue and validate load in short slices that alternate
     between the servers, so that whatever else the machine does hits both alike."""
     out: dict[str, dict] = {}
+    await asyncio.sleep(settle_s)
+    for t in targets:                  # ready (/healthz answered), no request served yet
+        out[t.server.name] = {"memory_before_requests": t.server.memory()}
     for t in targets:
         await warm_up(t)
     await asyncio.sleep(settle_s)
     for t in targets:
         idle = t.server.memory()
-        out[t.server.name] = {"idle_memory": idle}
+        out[t.server.name]["idle_memory"] = idle
         log(f"{t.server.name}: idle RSS {idle['rss_mb']} MB over {idle['processes']} "
             f"process(es), PSS {idle['pss_mb']} MB")
     tokens: dict[str, list[str]] = {t.server.name: [] for t in targets}
@@ -630,6 +638,9 @@ def table(results: dict, markdown: bool = False) -> str:
         ("cold start, min (s)", lambda r: r["cold_start_s"]["min"], "lower"),
         ("idle RSS, summed (MB)", lambda r: r["idle_memory"]["rss_mb"], "lower"),
         ("idle PSS, summed (MB)", lambda r: r["idle_memory"]["pss_mb"], "lower"),
+        ("idle RSS, anonymous part (MB)", lambda r: r["idle_memory"]["anon_mb"], "lower"),
+        ("RSS before any request (MB)",
+         lambda r: r["memory_before_requests"]["rss_mb"], "lower"),
         ("processes", lambda r: r["idle_memory"]["processes"], ""),
         ("token issue (req/s)", lambda r: r["issue"]["rps"], "higher"),
         ("token issue p50 (ms)", lambda r: r["issue"]["p50_ms"], "lower"),
