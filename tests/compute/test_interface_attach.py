@@ -330,3 +330,25 @@ async def test_attached_ports_travel_with_the_instance(real):
     await run_woken(api, sim)
     assert await ports_of(api, uuid) == []
     assert json.dumps(sorted(await ips_held(api))).count("192.168.88.") == 0
+
+
+async def test_members_of_the_ports_groups_are_told(real):
+    """A port joining or leaving the default group changes its members' rules."""
+    _, sim, _ = real
+    first = await boot(real)
+    second = await boot(real)
+    await sim.drain()
+    sim.log.clear()
+    sim.args.clear()
+    att = (await attach(real, first, {"interfaceAttachment": {}}))["interfaceAttachment"]
+    assert ("host1", "network_update", second) in sim.log
+    [update] = [a for (_, op, u), a in zip(sim.log, sim.args)
+                if op == "network_update" and u == second]
+    prefixes = {p for r in update["network_info"][0]["security_group_rules"]
+                for p in r["remote_ip_prefixes"]}
+    assert f"{att['fixed_ips'][0]['ip_address']}/32" in prefixes
+    sim.log.clear()
+    sim.args.clear()
+    await detach(real, first, att["port_id"])
+    await sim.drain()
+    assert ("host1", "network_update", second) in sim.log
