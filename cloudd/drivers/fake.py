@@ -118,6 +118,7 @@ class FakeDriver(Driver):
         await self._pause()
         self._get(spec.uuid)
         self.specs[spec.uuid] = spec
+        self.vifs[spec.uuid] = list(spec.network_info or [])
         self._set(spec.uuid, PowerState.RUNNING)
         self.consoles[spec.uuid] = [f"fake console of {spec.name} ({spec.uuid})",
                                     f"rebuilt from image {spec.image.get('id', '')}",

@@ -54,7 +54,9 @@ Commands (durable, from the outbox; idempotent on the agent):
   attach_interface {"uuid", "vif"}     # hot-plug one more vif (host plumbing
                                        # first); the guest keeps it across restarts
   detach_interface {"uuid", "port_id", "vif"}
-                                       # unplug it (succeeds when already gone)
+                                       # unplug it (succeeds when already gone);
+                                       # an older agent answers "unknown command":
+                                       # the attach fails cleanly, the port given back
 
 The spec of spawn/rebuild/resize carries ``network_info`` (a list of vifs,
 docs/network-design.md) and ``config_drive`` ({"files": {PATH: BASE64}} or
