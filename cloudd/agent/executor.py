@@ -155,6 +155,17 @@ class Executor:
                 await self._snapshot(uuid, args.get("image_id"))
             elif op == "network_update":
                 await d.update_network(uuid, args.get("network_info") or [])
+            elif op == "attach_interface":
+                vif = args.get("vif")
+                if not isinstance(vif, dict) or not vif.get("port_id"):
+                    raise DriverError("attach_interface needs a vif")
+                await d.attach_interface(uuid, vif)
+            elif op == "detach_interface":
+                port_id = args.get("port_id")
+                if not isinstance(port_id, str):
+                    raise DriverError("detach_interface needs a port id")
+                vif = args.get("vif") if isinstance(args.get("vif"), dict) else {}
+                await d.detach_interface(uuid, port_id, vif)
             else:
                 await getattr(d, op)(uuid)
 

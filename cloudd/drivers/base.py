@@ -133,6 +133,16 @@ class Driver(abc.ABC):
         driver until host networking lands)."""
         return
 
+    async def attach_interface(self, uuid: str, vif: dict) -> None:
+        """Hot-plug one more vif (docs/network-design.md) into the guest, live
+        when it runs and in its definition, host plumbing first. Idempotent."""
+        raise DriverError(f"{self.name} driver cannot attach interfaces")
+
+    async def detach_interface(self, uuid: str, port_id: str, vif: dict) -> None:
+        """Unplug the port's vif from the guest, then from the host; succeed
+        when it is already gone."""
+        raise DriverError(f"{self.name} driver cannot detach interfaces")
+
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """Same-host resize: give the guest ``spec``'s sizes (it keeps its disk)."""
         raise DriverError(f"{self.name} driver cannot resize")

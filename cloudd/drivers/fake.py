@@ -41,6 +41,9 @@ class FakeDriver(Driver):
         self.instances: dict[str, InstanceInfo] = {}
         self.specs: dict[str, InstanceSpec] = {}
         self.consoles: dict[str, list[str]] = {}
+        # Each guest's NICs: its spec's vifs, then what attach/detach changed.
+        self.vifs: dict[str, list[dict]] = {}
+        self.fail_interface: bool = False       # attach/detach_interface fail
         self.calls: deque[tuple[str, str]] = deque(maxlen=10000)
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
@@ -81,6 +84,7 @@ class FakeDriver(Driver):
                               retryable=self.retryable_failure)
         self.instances[spec.uuid] = InstanceInfo(spec.uuid, PowerState.RUNNING)
         self.specs[spec.uuid] = spec
+        self.vifs[spec.uuid] = list(spec.network_info or [])
         # A boot log as a real guest's serial console would show one.
         self.consoles[spec.uuid] = [
             f"fake console of {spec.name} ({spec.uuid})",
@@ -96,6 +100,7 @@ class FakeDriver(Driver):
         self.instances.pop(uuid, None)
         self.specs.pop(uuid, None)
         self.consoles.pop(uuid, None)
+        self.vifs.pop(uuid, None)
 
     async def resize(self, uuid: str, spec: InstanceSpec) -> None:
         """The guest takes the new sizes; it runs afterwards (as after a cold resize)."""
@@ -103,6 +108,7 @@ class FakeDriver(Driver):
         await self._pause()
         self._get(uuid)
         self.specs[uuid] = spec
+        self.vifs[uuid] = list(spec.network_info or [])
         self._set(uuid, PowerState.RUNNING)
         self.consoles[uuid].append(f"resized to {spec.vcpus} vcpus, {spec.memory_mb} MB")
 
@@ -112,10 +118,31 @@ class FakeDriver(Driver):
         await self._pause()
         self._get(spec.uuid)
         self.specs[spec.uuid] = spec
+        self.vifs[spec.uuid] = list(spec.network_info or [])
         self._set(spec.uuid, PowerState.RUNNING)
         self.consoles[spec.uuid] = [f"fake console of {spec.name} ({spec.uuid})",
                                     f"rebuilt from image {spec.image.get('id', '')}",
                                     "login: "]
+
+    async def attach_interface(self, uuid: str, vif: dict) -> None:
+        """The guest gets one more NIC (again: it keeps the one it has)."""
+        self.calls.append(("attach_interface", uuid))
+        await self._pause()
+        self._get(uuid)
+        if self.fail_interface:
+            raise DriverError(f"fake attach_interface failure on {self.hostname}")
+        nics = self.vifs.setdefault(uuid, [])
+        nics[:] = [v for v in nics if v.get("port_id") != vif.get("port_id")] + [vif]
+        self.consoles[uuid].append(f"eth{len(nics) - 1}: link up ({vif.get('mac')})")
+
+    async def detach_interface(self, uuid: str, port_id: str, vif: dict) -> None:
+        """The guest's NIC of that port goes (gone already: nothing to do)."""
+        self.calls.append(("detach_interface", uuid))
+        await self._pause()
+        if self.fail_interface:
+            raise DriverError(f"fake detach_interface failure on {self.hostname}")
+        if uuid in self.vifs:
+            self.vifs[uuid] = [v for v in self.vifs[uuid] if v.get("port_id") != port_id]
 
     async def reboot(self, uuid: str, hard: bool) -> None:
         self.calls.append(("reboot", uuid))

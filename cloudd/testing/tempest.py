@@ -29,7 +29,7 @@ COMPUTE_FEATURES = {
     "disk_config": True, "enable_instance_password": True,
     "shelve": False, "shelve_migrate": False, "cold_migration": False,
     "live_migration": False, "rescue": False, "change_password": False,
-    "interface_attach": False, "snapshot": True, "metadata_service": True,
+    "interface_attach": True, "snapshot": True, "metadata_service": True,
     "config_drive": True, "attach_encrypted_volume": False, "personality": False,
     "vnc_console": False, "serial_console": False, "spice_console": False,
     "ide_bus": False, "swap_volume": False, "volume_multiattach": False,

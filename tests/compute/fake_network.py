@@ -123,7 +123,48 @@ class FakeNetworks:
                              "ip_version": 4, "gateway_ip": f"{net['prefix']}.1",
                              "dns_nameservers": [], "host_routes": [], "enable_dhcp": True,
                              "ips": [port["ip"]]}],
-                "port_security_enabled": True, "security_group_rules": []}
+                "port_security_enabled": True, "security_group_rules": [],
+                "status": port.get("status", "ACTIVE")}
+
+    async def allocate_port_for_instance(self, conn, *, instance_uuid, project_id, host,
+                                         zone, network_id=None, port_id=None,
+                                         fixed_ip=None, security_groups=None) -> dict:
+        self.calls.append(("allocate_port", instance_uuid, host, network_id, port_id,
+                           fixed_ip))
+        if self.fail_allocate is not None:
+            raise self.fail_allocate
+        if port_id:
+            port = self.ports.get(port_id)
+            if port is None:
+                raise ApiError(404, f"Port id {port_id} could not be found.")
+            if port["device_id"]:
+                raise ApiError(409, f"Port {port_id} is still in use.")
+            port.update(device_id=instance_uuid, host=host, status="DOWN")
+        else:
+            if network_id is None:
+                network_id = self._available(project_id)[0]
+            if network_id not in self.networks:
+                raise ApiError(404, f"Network {network_id} could not be found.")
+            port_id = str(uuidlib.uuid4())
+            self.ports[port_id] = port = self._port(port_id, network_id, instance_uuid,
+                                                    project_id, host, ip=fixed_ip)
+            port["status"] = "DOWN"
+        return self.vif(port)
+
+    async def port_attached(self, conn, instance_uuid, port_id) -> None:
+        self.calls.append(("port_attached", instance_uuid, port_id))
+        self.ports[port_id]["status"] = "ACTIVE"
+
+    async def deallocate_port_for_instance(self, conn, instance_uuid, port_id) -> bool:
+        self.calls.append(("deallocate_port", instance_uuid, port_id))
+        port = self.ports.get(port_id)
+        if port is None or port["device_id"] != instance_uuid:
+            return False
+        if port["user"]:
+            port.update(device_id=None, host=None, status="DOWN")
+        else:
+            del self.ports[port_id]
+        return True
 
     async def instances_for_security_group(self, conn, group_id) -> list[tuple[str, str]]:
         return []

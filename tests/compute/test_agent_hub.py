@@ -300,6 +300,28 @@ async def test_network_update_is_answered_ok_without_host_plumbing(tmp_path):
     assert results["c2"]["ok"] is True and results["c2"]["error"] is None
 
 
+async def test_interface_commands_reach_the_driver(tmp_path):
+    results: dict = {}
+
+    async def send(cid, res):
+        results[cid] = res
+
+    driver = FakeDriver("h")
+    ex = Executor(driver, AgentState(tmp_path).load(), send)
+    vif = {"port_id": "p9", "mac": "fa:16:3e:00:00:09", "bridge": "cdbr-n9"}
+    await ex.submit({"id": "c1", "op": "spawn", "args": {"spec": spec("u1")}})
+    await ex.submit({"id": "c2", "op": "attach_interface", "args": {"uuid": "u1", "vif": vif}})
+    await ex.submit({"id": "c3", "op": "attach_interface", "args": {"uuid": "u1"}})
+    await wait_for(lambda: "c3" in results)
+    assert results["c2"]["ok"] is True and results["c2"]["power_state"] == 1
+    assert driver.vifs["u1"] == [vif]
+    assert results["c3"]["error"] == "attach_interface needs a vif"
+    await ex.submit({"id": "c4", "op": "detach_interface",
+                     "args": {"uuid": "u1", "port_id": "p9", "vif": vif}})
+    await wait_for(lambda: "c4" in results)
+    assert results["c4"]["ok"] is True and driver.vifs["u1"] == []
+
+
 async def test_heartbeats_and_down_after_silence(controller):
     secret = await controller.add_host("node1")
     await controller.connected("node1", secret)

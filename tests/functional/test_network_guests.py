@@ -8,6 +8,7 @@ rules); on CI a missing libvirt fails, never skips."""
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import time
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudd.testing import guest as test_guest
-from tests.functional.libvirt_cloud import console, libvirt_cloud, wait
+from tests.functional.libvirt_cloud import console, libvirt_cloud, virsh, wait
 
 
 def _pings(address: str) -> bool:
@@ -108,3 +109,49 @@ def test_two_guests_ping_each_other_and_read_the_drive_and_the_metadata_service(
         assert f"{test_guest.METADATA_UUID_LINE}{sid}" in log, log[-2000:]
     for sid in servers.values():
         osc.run("server", "delete", "--wait", sid)
+
+
+def _iflist(sid: str) -> list[list[str]]:
+    """``virsh domiflist``: [interface, type, source, model, mac] per NIC."""
+    lines = virsh("domiflist", f"cloudd-{sid}").splitlines()[2:]
+    return [line.split() for line in lines if line.strip()]
+
+
+def _ports_on(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge],
+                         capture_output=True, text=True, check=False).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+
+def test_a_second_nic_is_hot_plugged_on_its_bridge_and_unplugged(env):
+    osc, _, bridge = env
+    sid = osc.json("server", "create", "--image", "guest", "--flavor", "m1.tiny",
+                   "--network", "default", "--wait", "netvm-attach")["id"]
+    assert len(_iflist(sid)) == 1
+    net = osc.json("network", "create", "attach-net")
+    cidr = f"10.{random.randrange(200, 250)}.{random.randrange(256)}.0/24"
+    osc.json("subnet", "create", "--network", "attach-net", "--subnet-range", cidr,
+             "attach-subnet")
+    second = "cdbr-" + net["id"][:10]
+
+    osc.run("server", "add", "network", sid, "attach-net")
+    [port] = osc.json("port", "list", "--server", sid, "--network", net["id"])
+    assert port["Status"] == "ACTIVE"
+    nics = _iflist(sid)
+    assert [n[2] for n in nics] == [bridge, second], nics
+    new = nics[1]
+    assert new[4] == port["MAC Address"] and new[0] == "tap" + port["ID"][:11]
+    assert _ports_on(second) == [new[0]]                  # the tap on the new bridge
+    # the definition has it too: the guest keeps it across a stop and start
+    assert port["MAC Address"] in virsh("dumpxml", "--inactive", f"cloudd-{sid}")
+
+    osc.run("server", "remove", "network", sid, "attach-net")
+    wait(lambda: osc.json("port", "list", "--server", sid, "--network", net["id"]) == [],
+         "the port detached", 90)
+    assert [n[2] for n in _iflist(sid)] == [bridge]
+    assert port["MAC Address"] not in virsh("dumpxml", "--inactive", f"cloudd-{sid}")
+    # nothing on the host wants the second bridge any more
+    wait(lambda: subprocess.run(["ip", "link", "show", second], capture_output=True,
+                                check=False).returncode != 0, "the bridge removed", 30)
+    assert osc.json("server", "show", sid)["status"] == "ACTIVE"
+    osc.run("server", "delete", "--wait", sid)

@@ -94,3 +94,52 @@ def test_servers_on_networks_with_the_cli(env):
                     f"net-id={net['id']},v4-fixed-ip={fixed['ip_address']}")
     assert osc.json("server", "show", third["id"])["addresses"] == \
         {"cli-net": [fixed["ip_address"]]}
+
+
+def test_interface_attach_and_detach_with_the_cli(env):
+    osc = env
+    osc.json("network", "create", "attach-net")
+    osc.json("subnet", "create", "--network", "attach-net", "--subnet-range",
+             "192.168.90.0/24", "attach-subnet")
+    server = _create(osc, "attach-vm", "--network", "attach-net")
+    [first] = osc.json("port", "list", "--server", server["id"])
+
+    # add network: a port made for the server (deleted again when it is removed)
+    osc.run("server", "add", "network", server["id"], "attach-net")
+    ports = osc.json("port", "list", "--server", server["id"], "--long")
+    assert len(ports) == 2
+    made = next(p for p in ports if p["ID"] != first["ID"])
+    assert made["Status"] == "ACTIVE"
+    ip = made["Fixed IP Addresses"][0]["ip_address"]
+    assert sorted(osc.json("server", "show", server["id"])["addresses"]["attach-net"]) == \
+        sorted([first["Fixed IP Addresses"][0]["ip_address"], ip])
+
+    # add port: the user's own port (kept, unbound, when it is removed)
+    port = osc.json("port", "create", "--network", "attach-net", "--fixed-ip",
+                    "subnet=attach-subnet,ip-address=192.168.90.222", "attach-port")
+    osc.run("server", "add", "port", server["id"], "attach-port")
+    bound = osc.json("port", "show", port["id"])
+    assert (bound["device_id"], bound["binding_host_id"], bound["status"]) == \
+        (server["id"], "compute1", "ACTIVE")
+    failed = osc.run("server", "add", "port", server["id"], "attach-port", check=False)
+    assert failed.returncode != 0 and "is still in use" in failed.stderr
+    failed = osc.run("server", "add", "network", server["id"], "no-such-net", check=False)
+    assert failed.returncode != 0
+    actions = [a["Action"] for a in osc.json("server", "event", "list", server["id"])]
+    assert actions.count("attach_interface") == 2
+
+    osc.run("server", "remove", "port", server["id"], "attach-port")
+    wait(lambda: osc.json("port", "show", port["id"])["device_id"] == "", "the port free")
+    kept = osc.json("port", "show", port["id"])
+    assert kept["fixed_ips"][0]["ip_address"] == "192.168.90.222"
+    osc.run("server", "remove", "port", server["id"], made["ID"])
+    wait(lambda: made["ID"] not in {p["ID"] for p in osc.json("port", "list")},
+         "the made port deleted")
+    assert [p["ID"] for p in osc.json("port", "list", "--server", server["id"])] == \
+        [first["ID"]]
+    # remove network: every port of the server on that network
+    osc.run("server", "remove", "network", server["id"], "attach-net")
+    wait(lambda: osc.json("port", "list", "--server", server["id"]) == [],
+         "no port left")
+    assert osc.json("server", "show", server["id"])["status"] == "ACTIVE"
+    osc.run("server", "delete", "--wait", server["id"])

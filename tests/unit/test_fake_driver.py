@@ -62,3 +62,27 @@ async def test_resize_rebuild_and_config():
         await d.resize("missing", bigger)
     assert [c[0] for c in d.calls] == ["spawn", "spawn", "power_off", "resize", "rebuild",
                                        "resize"]
+
+
+async def test_interfaces_are_kept_per_instance():
+    vif1 = {"port_id": "p1", "mac": "fa:16:3e:00:00:01", "bridge": "cdbr-n1"}
+    vif2 = {"port_id": "p2", "mac": "fa:16:3e:00:00:02", "bridge": "cdbr-n2"}
+    d = FakeDriver("h1")
+    s = spec()
+    s.network_info = [vif1]
+    await d.spawn(s)
+    await d.attach_interface("u1", vif2)
+    await d.attach_interface("u1", vif2)       # repeated: still one NIC for the port
+    assert [v["port_id"] for v in d.vifs["u1"]] == ["p1", "p2"]
+    assert "eth1: link up (fa:16:3e:00:00:02)" in await d.console_output("u1")
+    await d.detach_interface("u1", "p1", vif1)
+    await d.detach_interface("u1", "p1", vif1)  # already gone: fine
+    assert d.vifs["u1"] == [vif2]
+    d.fail_interface = True
+    with pytest.raises(DriverError):
+        await d.attach_interface("u1", vif1)
+    assert d.vifs["u1"] == [vif2]
+    with pytest.raises(DriverError):
+        await FakeDriver("h1").attach_interface("missing", vif1)
+    await d.destroy("u1")
+    assert "u1" not in d.vifs

@@ -123,6 +123,21 @@ def _nic(devices: ET.Element, nic: Nic) -> None:
         _sub(el, "mtu", size=str(nic.mtu))
 
 
+def nic_xml(nic: Nic) -> str:
+    """The ``<interface>`` of one NIC alone: what interface attach and detach
+    hand to libvirt (the same element the domain XML has)."""
+    holder = ET.Element("devices")
+    _nic(holder, nic)
+    el = holder[0]
+    ET.indent(el, space="  ")
+    return ET.tostring(el, encoding="unicode") + "\n"
+
+
+def nic_of(vif: dict) -> Nic:
+    """A vif (docs/network-design.md) as the guest's NIC."""
+    return Nic(mac=vif["mac"], bridge=vif["bridge"], tap=vif.get("tap"), mtu=vif.get("mtu"))
+
+
 def _consoles(devices: ET.Element, d: Domain) -> None:
     tcp = bool(d.serial_host and d.serial_port)
 

@@ -27,12 +27,21 @@ from cloudd.drivers.base import (
     PowerState,
 )
 from cloudd.drivers.libvirt import consoles, disks
-from cloudd.drivers.libvirt.domain import NAME_PREFIX, Disk, Domain, Nic, domain_name, render
+from cloudd.drivers.libvirt.domain import (
+    NAME_PREFIX,
+    Disk,
+    Domain,
+    domain_name,
+    nic_of,
+    nic_xml,
+    render,
+)
 from cloudd.drivers.libvirt.imagecache import ImageCache
 
 log = logging.getLogger("cloudd.drivers.libvirt")
 
 # virDomainState -> Nova's power state (nova/virt/libvirt/driver.py LIBVIRT_POWER_STATE).
+DETACH_WAIT = 30.0          # seconds a live guest gets to release a detached NIC
 _POWER = {0: PowerState.NOSTATE, 1: PowerState.RUNNING, 2: PowerState.RUNNING,
           3: PowerState.PAUSED, 4: PowerState.SHUTDOWN, 5: PowerState.SHUTDOWN,
           6: PowerState.CRASHED, 7: PowerState.SUSPENDED}
@@ -246,6 +255,96 @@ class LibvirtDriver(Driver):
         except (HostNetworkError, CommandError, OSError) as exc:
             raise DriverError(f"cannot update the instance's networks: {exc}") from None
 
+    async def _replug(self, uuid: str, network_info: list[dict]) -> None:
+        """The instance's vifs on the host are now ``network_info`` (saved, so a
+        restart's reconcile plumbs them again)."""
+        if self.host_network is None:
+            return
+        from cloudd.agent.network.host import HostNetworkError
+        from cloudd.agent.network.runner import CommandError
+        try:
+            await self.host_network.plug(uuid, network_info)
+        except (HostNetworkError, CommandError, OSError) as exc:
+            raise DriverError(f"cannot plug the instance's networks: {exc}") from None
+
+    def _vifs(self, uuid: str) -> list[dict]:
+        hn = self.host_network
+        return list(hn.instances.get(uuid) or []) if hn is not None else []
+
+    async def _has_mac(self, dom, mac: str, live: bool) -> bool:
+        libvirt = _libvirt()
+        flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
+        xml = await self._call(dom.XMLDesc, flags)
+        return f"address='{mac}'" in xml or f'address="{mac}"' in xml
+
+    async def attach_interface(self, uuid: str, vif: dict) -> None:
+        """Plug ``vif`` on the host, then hot-plug its NIC into the running
+        guest and its persistent definition (config only when it is off).
+        Idempotent: a NIC with the vif's MAC already there is kept."""
+        libvirt = _libvirt()
+        dom = await self._domain(uuid)
+        before = self._vifs(uuid)
+        after = [v for v in before if v.get("port_id") != vif.get("port_id")] + [vif]
+        await self._replug(uuid, after)
+        try:
+            xml = nic_xml(nic_of(vif))
+            if not await self._has_mac(dom, vif["mac"], live=False):
+                await self._call(dom.attachDeviceFlags, xml,
+                                 libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if await self._call(dom.isActive) and \
+                    not await self._has_mac(dom, vif["mac"], live=True):
+                await self._call(dom.attachDeviceFlags, xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except (DriverError, KeyError) as exc:
+            await self._detach_nic(dom, vif, wait=0)
+            if self.host_network is not None and uuid in self.host_network.instances:
+                await self._replug(uuid, before)
+            raise DriverError(f"cannot attach interface {vif.get('port_id')}: {exc}") \
+                from None
+
+    async def _detach_nic(self, dom, vif: dict, wait: float) -> bool:
+        """Detach the vif's NIC from the live guest and its definition; True once
+        the live guest no longer has it (within ``wait`` seconds)."""
+        libvirt = _libvirt()
+        mac = vif.get("mac")
+        if not mac or not vif.get("bridge"):
+            return True
+        xml = nic_xml(nic_of(vif))
+        try:
+            if await self._has_mac(dom, mac, live=False):
+                await self._call(dom.detachDeviceFlags, xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        except DriverError as exc:
+            log.warning("detach of %s from the definition failed: %s", mac, exc)
+        if not await self._call(dom.isActive):
+            return True
+        deadline = time.monotonic() + wait
+        asked = 0.0
+        while await self._has_mac(dom, mac, live=True):
+            now = time.monotonic()
+            if now - asked >= 5.0:          # the guest may miss the first unplug request
+                asked = now
+                try:
+                    await self._call(dom.detachDeviceFlags, xml,
+                                     libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                except DriverError as exc:
+                    log.info("live detach of %s: %s", mac, exc)
+            if now >= deadline:
+                return not await self._has_mac(dom, mac, live=True)
+            await asyncio.sleep(0.5)
+        return True
+
+    async def detach_interface(self, uuid: str, port_id: str, vif: dict) -> None:
+        """Unplug the port's NIC from the guest (live and config), then from the
+        host. Succeeds when the guest or the NIC is already gone."""
+        dom = await self._domain(uuid, missing_ok=True)
+        known = {v.get("port_id"): v for v in self._vifs(uuid)}
+        vif = vif or known.get(port_id) or {}
+        if dom is not None and not await self._detach_nic(dom, vif, wait=DETACH_WAIT):
+            raise DriverError(f"the guest did not release interface {port_id} "
+                              f"within {DETACH_WAIT:.0f} seconds")
+        if port_id in known:
+            await self._replug(uuid, [v for v in self._vifs(uuid)
+                                      if v.get("port_id") != port_id])
+
     def _on_lifecycle(self, conn, dom, event, detail, opaque) -> None:
         name = dom.name()
         if not name.startswith(NAME_PREFIX):
@@ -361,8 +460,7 @@ class LibvirtDriver(Driver):
             raise DriverError(str(exc)) from None
         cmdline = props.get("os_command_line") or ("console=ttyS0 root=/dev/vda"
                                                    if kernel else None)
-        nics = tuple(Nic(mac=v["mac"], bridge=v["bridge"], tap=v.get("tap"),
-                         mtu=v.get("mtu")) for v in spec.network_info or [])
+        nics = tuple(nic_of(v) for v in spec.network_info or [])
         return Domain(uuid=spec.uuid, display_name=spec.name, vcpus=spec.vcpus,
                       memory_mb=spec.memory_mb, virt_type=self.virt_type,
                       disks=tuple(disk_list), nics=nics,

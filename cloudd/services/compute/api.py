@@ -25,7 +25,7 @@ RESOURCE_MODULES = [
     "server_groups", "server_admin_actions", "server_diagnostics", "server_external_events",
     "os_hosts", "os_migrations", "os_networks", "instance_usage_audit_log", "server_ips",
     "server_password", "security_groups",
-    "remote_consoles",
+    "remote_consoles", "attach_interfaces",
 ]
 
 _UPDATED = {"v2.0": "2011-01-21T11:33:21Z", "v2.1": "2013-07-23T11:33:21Z"}

@@ -48,6 +48,7 @@ starting with "_" are the conductor's own bookkeeping:
   resize           {"flavor": the new flavor snapshot (as instance.flavor)}
   confirm_resize   {}   revert_resize   {}
   snapshot         {"image_id": the queued image the agent uploads into}
+  attach_interface, detach_interface   {"port_id", "vif"} (interface_flow.py)
 
 What the API sets before waking (its compare-and-swap on task_state):
 build: vm_state building, task_state scheduling; delete: task_state
@@ -515,10 +516,11 @@ def _step_function(kind: str, step: str):
     from cloudd.services.compute import (
         action_flows,
         build_flow,
+        interface_flow,
         resize_flow,
         snapshot_flow,
     )
-    for module in (build_flow, action_flows, resize_flow, snapshot_flow):
+    for module in (build_flow, action_flows, resize_flow, snapshot_flow, interface_flow):
         fn = module.STEPS.get((kind, step))
         if fn is not None:
             return fn

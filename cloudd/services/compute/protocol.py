@@ -51,6 +51,12 @@ Commands (durable, from the outbox; idempotent on the agent):
                                        # rules and DHCP entries on the host
                                        # (``HostNetwork.update``; a no-op for the
                                        # fake driver)
+  attach_interface {"uuid", "vif"}     # hot-plug one more vif (host plumbing
+                                       # first); the guest keeps it across restarts
+  detach_interface {"uuid", "port_id", "vif"}
+                                       # unplug it (succeeds when already gone);
+                                       # an older agent answers "unknown command":
+                                       # the attach fails cleanly, the port given back
 
 The spec of spawn/rebuild/resize carries ``network_info`` (a list of vifs,
 docs/network-design.md) and ``config_drive`` ({"files": {PATH: BASE64}} or
@@ -68,7 +74,7 @@ MIN_VERSION = 1
 
 COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
                       "unpause", "suspend", "resume", "resize", "rebuild", "snapshot",
-                      "network_update"})
+                      "network_update", "attach_interface", "detach_interface"})
 CALLS = frozenset({"console_output", "console_info"})
 
 # The websocket endpoint on the controller's main port.

@@ -1,5 +1,6 @@
 """/servers/{id}/ips (Nova's ips API) and /servers/{id}/os-interface (the
-interface attachments: list and show; attach and detach are not offered).
+interface attachments: list and show; attach and detach are in
+attach_interfaces.py).
 
 Both answer from the network service's vifs of the instance
 (``cloud.network.vifs_for_instances``); a cloud without networking has none.
@@ -45,6 +46,12 @@ async def ips_show(request: web.Request) -> web.Response:
     return web.json_response({label: networks[label]})
 
 
+def with_tag(vif: dict, row) -> dict:
+    """The vif with the tag its attach gave (kept in request_spec ``port_tags``)."""
+    tags = instance_store.spec_of(row).get("port_tags") or {}
+    return {**vif, "tag": tags.get(vif.get("port_id"))}
+
+
 def attachment(vif: dict, show_tag: bool) -> dict:
     """Nova's interface attachment view of one port."""
     out = {"net_id": vif.get("network_id"), "port_id": vif.get("port_id"),
@@ -57,10 +64,10 @@ def attachment(vif: dict, show_tag: bool) -> dict:
 
 
 async def interfaces_index(request: web.Request) -> web.Response:
-    _, vifs = await _instance_vifs(request, INTERFACES % "list")
+    row, vifs = await _instance_vifs(request, INTERFACES % "list")
     show_tag = common.mv(request) >= (2, 70)
-    return web.json_response({"interfaceAttachments": [attachment(v, show_tag)
-                                                       for v in vifs]})
+    return web.json_response({"interfaceAttachments": [
+        attachment(with_tag(v, row), show_tag) for v in vifs]})
 
 
 async def interfaces_show(request: web.Request) -> web.Response:
@@ -69,7 +76,7 @@ async def interfaces_show(request: web.Request) -> web.Response:
     for vif in vifs:
         if vif.get("port_id") == port_id:
             return web.json_response({"interfaceAttachment": attachment(
-                vif, common.mv(request) >= (2, 70))})
+                with_tag(vif, row), common.mv(request) >= (2, 70))})
     if not await _port_exists(request, port_id):
         raise ApiError(404, f"Port id {port_id} could not be found.")
     raise ApiError(404, f"Instance {row.uuid} does not have a port with id {port_id}")

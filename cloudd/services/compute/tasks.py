@@ -31,7 +31,7 @@ OPEN_STATES = ("pending", "running", "waiting")
 # Task kinds the conductor knows.
 KINDS = frozenset({"build", "delete", "reboot", "stop", "start", "pause", "unpause",
                    "suspend", "resume", "resize", "confirm_resize", "revert_resize",
-                   "rebuild", "snapshot"})
+                   "rebuild", "snapshot", "attach_interface", "detach_interface"})
 
 
 def utcnow() -> datetime:

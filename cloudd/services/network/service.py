@@ -13,7 +13,7 @@ import ipaddress
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import port_ops, quotas, secgroups, store, vifs
+from cloudd.services.network import attach, port_ops, quotas, secgroups, store, vifs
 from cloudd.services.network.common import utcnow
 from cloudd.web.errors import ApiError
 
@@ -237,6 +237,32 @@ class NetworkService:
         for port, vif in zip(ports, await vifs.for_ports(conn, ports)):
             out[port["device_id"]].append(vif)
         return out
+
+    async def allocate_port_for_instance(self, conn, *, instance_uuid: str,
+                                         project_id: str, host: str, zone: str,
+                                         network_id: str | None = None,
+                                         port_id: str | None = None,
+                                         fixed_ip: str | None = None,
+                                         security_groups=None) -> dict:
+        """Interface attach: one more port for the instance bound to ``host``
+        (status DOWN until ``port_attached``); returns its vif. Nova's
+        os-interface errors (404 network/port not found, 409 port or IP in
+        use, 400 no or several networks, 403 port quota)."""
+        return await attach.allocate_port(
+            self, conn, instance_uuid=instance_uuid, project_id=project_id, host=host,
+            zone=zone, network_id=network_id, port_id=port_id, fixed_ip=fixed_ip,
+            security_groups=security_groups)
+
+    async def port_attached(self, conn, instance_uuid: str, port_id: str) -> None:
+        """The guest has the port (the agent attached it): status ACTIVE."""
+        await attach.port_attached(conn, instance_uuid, port_id)
+
+    async def deallocate_port_for_instance(self, conn, instance_uuid: str,
+                                           port_id: str) -> bool:
+        """Interface detach (or an attach rolled back): a port made for the
+        instance is deleted, a given one unbound and kept. False when the
+        instance has no such port."""
+        return await attach.deallocate_port(self, conn, instance_uuid, port_id)
 
     async def instances_for_security_group(self, conn, group_id: str
                                            ) -> list[tuple[str, str]]:

@@ -141,5 +141,6 @@ async def for_ports(conn, ports: list[dict]) -> list[dict]:
             "subnets": vif_subnets,
             "port_security_enabled": port["port_security_enabled"],
             "security_group_rules": rules,
+            "status": port["status"],
         })
     return out
