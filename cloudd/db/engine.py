@@ -112,10 +112,13 @@ class Database:
 
 
 def _note_dml(conn, clauseelement, _multiparams, _params, _options) -> None:
-    """Record the table of each INSERT/UPDATE/DELETE run inside write()."""
+    """Record the table of each INSERT/UPDATE/DELETE run inside write(), or
+    the statement's execution option ``cloudd_note_as`` in its place (say, an
+    UPDATE of a column no commit hook follows)."""
     touched = conn.info.get(TOUCHED)
     if touched is not None and getattr(clauseelement, "is_dml", False):
-        name = getattr(getattr(clauseelement, "table", None), "name", None)
+        name = clauseelement.get_execution_options().get("cloudd_note_as") \
+            or getattr(getattr(clauseelement, "table", None), "name", None)
         if name:
             touched.add(name)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.exc import DBAPIError
 
 from cloudd.services.placement import allocation_store as store
-from cloudd.services.placement import provider_store
 from cloudd.services.placement.consumers import INCOMPLETE_PROJECT_ID
 from cloudd.services.placement.errors import CONCURRENT_UPDATE
 from cloudd.services.placement.service import PlacementService
@@ -213,19 +213,30 @@ async def test_incomplete_consumer(db):
         INCOMPLETE_PROJECT_ID, INCOMPLETE_PROJECT_ID, None)
 
 
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def _deadlock() -> DBAPIError:
+    return DBAPIError("UPDATE resource_provider ...", {}, _Deadlock("deadlock detected"))
+
+
 @pytest.mark.asyncio
 async def test_provider_race_is_retried(db, svc, monkeypatch):
+    """A write that loses a race on the providers' locks (a deadlock) runs again
+    from scratch, and the generations move once."""
     cn = await add_provider(db, "cn", VCPU=8)
-    real = provider_store.bump_generation
+    real = store.bump_providers
     calls = {"n": 0}
 
-    async def flaky(conn, uuid, expected, detail=None):
+    async def flaky(conn, uuids):
         calls["n"] += 1
         if calls["n"] <= 2:        # somebody else "won" twice
-            return await real(conn, uuid, expected + 100, detail)
-        return await real(conn, uuid, expected, detail)
+            await real(conn, uuids)
+            raise _deadlock()
+        return await real(conn, uuids)
 
-    monkeypatch.setattr(provider_store, "bump_generation", flaky)
+    monkeypatch.setattr(store, "bump_providers", flaky)
     assert await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert calls["n"] == 3 and await generation(db, cn) == 1
     assert (await consumer_row(db, U("i"))).generation == 1
@@ -234,14 +245,16 @@ async def test_provider_race_is_retried(db, svc, monkeypatch):
 @pytest.mark.asyncio
 async def test_provider_race_gives_up(db, svc, monkeypatch):
     cn = await add_provider(db, "cn", VCPU=8)
-    real = provider_store.bump_generation
+    real = store.bump_providers
 
-    async def always_lost(conn, uuid, expected, detail=None):
-        return await real(conn, uuid, expected + 100, detail)
+    async def always_lost(conn, uuids):
+        await real(conn, uuids)
+        raise _deadlock()
 
-    monkeypatch.setattr(provider_store, "bump_generation", always_lost)
+    monkeypatch.setattr(store, "bump_providers", always_lost)
     with pytest.raises(ApiError) as err:
         await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert err.value.status == 409 and err.value.code == CONCURRENT_UPDATE
     assert "concurrently updated the resource provider data" in err.value.message
     assert await used(db, cn, "VCPU") == 0 and await consumer_row(db, U("i")) is None
+    assert await generation(db, cn) == 0
