@@ -97,8 +97,15 @@ async def test_consumer_generations(db, svc):
 async def test_release(db, svc):
     cn = await add_provider(db, "cn", VCPU=8)
     assert await svc.claim(U("i"), {cn: {"VCPU": 3}}, PROJECT, USER)
+
+    async def indexed_usage() -> int:       # what the candidate index saw committed
+        body = await svc.candidates(query={"resources": "VCPU:1"})
+        return body["provider_summaries"][cn]["resources"]["VCPU"]["used"]
+
+    assert await indexed_usage() == 3
     assert await svc.release(U("i"))
     assert await used(db, cn, "VCPU") == 0
+    assert await indexed_usage() == 0
     assert await consumer_row(db, U("i")) is None
     assert not await svc.release(U("i"))                    # idempotent
     assert await generation(db, cn) == 1                     # Placement: no bump on delete

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from cloudd.db import tables as t
@@ -359,6 +359,12 @@ async def delete_all(db, consumer_uuid: str) -> bool:
     Like Placement, this bumps no generation: freeing capacity cannot break
     anybody's assumptions.
     """
+    if db.dialect == "postgresql":
+        # Both deletes in one statement, sent alone: one round trip.
+        async with db.write(one_statement=True) as conn:
+            row = (await conn.execute(cached_statement(conn, "delete_all", _delete_all),
+                                      {"consumer": consumer_uuid})).one()
+        return bool(row.allocations)
     async with db.write() as conn:
         result = await conn.execute(cached_statement(conn, "delete_consumer_allocs", lambda _c: delete(A)
                                           .where(A.c.consumer_uuid == bindparam("consumer"))),
@@ -367,6 +373,21 @@ async def delete_all(db, consumer_uuid: str) -> bool:
             return False
         await consumers.delete_if_no_allocations(conn, [consumer_uuid])
     return True
+
+
+def _delete_all(_conn):
+    """delete_all's PostgreSQL statement: the allocations, then the consumer
+    if they were its (every allocation is written with its consumer's row,
+    so then it has none left) -> (allocations, consumers) deleted."""
+    gone = (delete(A).where(A.c.consumer_uuid == bindparam("consumer"))
+            .returning(A.c.consumer_uuid).cte("gone"))
+    dropped = (delete(C).where(C.c.uuid == bindparam("consumer"),
+                               exists(select(gone.c.consumer_uuid)))
+               .returning(C.c.uuid).cte("dropped"))
+    return (select(select(func.count()).select_from(gone).scalar_subquery().label("allocations"),
+                   select(func.count()).select_from(dropped).scalar_subquery()
+                   .label("consumers"))
+            .execution_options(cloudd_note_as=("allocation", "consumer")))
 
 
 # --- reading -----------------------------------------------------------------
