@@ -233,17 +233,16 @@ async def test_provider_race_is_retried(db, svc, monkeypatch):
     """A write that loses a race on the providers' locks (a deadlock) runs again
     from scratch, and the generations move once."""
     cn = await add_provider(db, "cn", VCPU=8)
-    real = store.bump_providers
+    real = store.apply
     calls = {"n": 0}
 
-    async def flaky(conn, uuids):
+    async def flaky(*args, **kwargs):
         calls["n"] += 1
+        await real(*args, **kwargs)
         if calls["n"] <= 2:        # somebody else "won" twice
-            await real(conn, uuids)
             raise _deadlock()
-        return await real(conn, uuids)
 
-    monkeypatch.setattr(store, "bump_providers", flaky)
+    monkeypatch.setattr(store, "apply", flaky)
     assert await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert calls["n"] == 3 and await generation(db, cn) == 1
     assert (await consumer_row(db, U("i"))).generation == 1
@@ -252,16 +251,46 @@ async def test_provider_race_is_retried(db, svc, monkeypatch):
 @pytest.mark.asyncio
 async def test_provider_race_gives_up(db, svc, monkeypatch):
     cn = await add_provider(db, "cn", VCPU=8)
-    real = store.bump_providers
+    real = store.apply
 
-    async def always_lost(conn, uuids):
-        await real(conn, uuids)
+    async def always_lost(*args, **kwargs):
+        await real(*args, **kwargs)
         raise _deadlock()
 
-    monkeypatch.setattr(store, "bump_providers", always_lost)
+    monkeypatch.setattr(store, "apply", always_lost)
     with pytest.raises(ApiError) as err:
         await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert err.value.status == 409 and err.value.code == CONCURRENT_UPDATE
     assert "concurrently updated the resource provider data" in err.value.message
     assert await used(db, cn, "VCPU") == 0 and await consumer_row(db, U("i")) is None
     assert await generation(db, cn) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_claim_and_its_release_are_few_statements(db, svc):
+    """A new consumer's claim: on PostgreSQL the consumer and the provider
+    lock in one statement, then inventories with usage, then the inserts;
+    its release is one statement sent alone. SQLite takes one more for each."""
+    from sqlalchemy import event
+
+    cn = await add_provider(db, "cn", VCPU=8, MEMORY_MB=1024)
+    for warm in ("warm1", "warm2"):      # the second finds the type there: it is known
+        await svc.claim(U(warm), {cn: {"VCPU": 1}}, PROJECT, USER)
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        sent.append(statement.split()[0].upper())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await svc.claim(U("i"), {cn: {"VCPU": 2, "MEMORY_MB": 64}}, PROJECT, USER)
+        claim, sent[:] = list(sent), []
+        assert await svc.release(U("i"))
+        release = list(sent)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    pg = db.dialect == "postgresql"
+    assert claim == (["WITH", "SELECT", "INSERT"] if pg else
+                     ["INSERT", "UPDATE", "SELECT", "INSERT"]), claim
+    assert release == (["WITH"] if pg else ["DELETE", "DELETE"]), release
+    assert await used(db, cn, "VCPU") == 2 and await consumer_row(db, U("i")) is None

@@ -161,10 +161,12 @@ async def expand(conn, writes: list[ConsumerAllocations]) -> list[Alloc]:
 
 
 async def apply(conn, writes: list[ConsumerAllocations], states: dict[str, ConsumerState],
-                allocs: list[Alloc]) -> None:
+                allocs: list[Alloc], bumped: bool = False) -> None:
+    """(``bumped``: the providers are locked and bumped already.)"""
     rps = _unique(a.rp for a in allocs)
     classes = _unique(a.rc for a in allocs)
-    await bump_providers(conn, rps)
+    if not bumped:
+        await bump_providers(conn, rps)
     # Only consumers that existed before this transaction can hold allocations
     # (every allocation is written with its consumer's row).
     existing = [w.uuid for w in writes if not states[w.uuid].created]
@@ -191,27 +193,85 @@ async def apply(conn, writes: list[ConsumerAllocations], states: dict[str, Consu
         conn, [w.uuid for w in writes if w.uuid not in holding])
 
 
-async def replace_all(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
+async def replace_all(conn, writes: list[ConsumerAllocations],
+                      one_trip: bool = False) -> dict[str, ConsumerState]:
     """All four phases on one open write transaction (``apply`` finds the
-    providers that do not exist, so step 2 costs no statement of its own)."""
+    providers that do not exist, so step 2 costs no statement of its own).
+
+    ``one_trip`` (PostgreSQL, one new consumer given allocations, as in a
+    claim): create the consumer and lock and bump the providers in one
+    statement; raises _NotAllNew when that does not hold after all.
+    """
+    if one_trip and len(writes) == 1 and conn.dialect.name == "postgresql" \
+            and writes[0].generation is None and writes[0].allocations:
+        states = await _create_and_bump(conn, writes[0])
+        await apply(conn, writes, states, await expand(conn, writes), bumped=True)
+        return states
     states = await prepare(conn, writes)
     allocs = await expand(conn, writes)
     await apply(conn, writes, states, allocs)
     return states
 
 
+class _NotAllNew(Exception):
+    """The consumer thought new exists, or a provider is missing: the general
+    path runs instead (and finds the right error, in Placement's order)."""
+
+
+def _create_and_bump_statement(conn, many: bool):
+    def build(_c):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        made = (pg_insert(C).values({name: bindparam(f"c_{name}") for name in (
+                    "uuid", "project_id", "user_id", "generation", "consumer_type",
+                    "created_at")})
+                .on_conflict_do_nothing().returning(C.c.uuid).cte("made"))
+        wanted = RP.c.uuid.in_(bindparam("rps", expanding=True))
+        if many:                # lock in uuid order, as bump_providers
+            wanted = RP.c.uuid.in_(select(RP.c.uuid).where(wanted).order_by(RP.c.uuid)
+                                   .with_for_update())
+        return (update(RP).where(wanted)
+                .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+                .returning(RP.c.uuid, select(func.count()).select_from(made)
+                           .scalar_subquery().label("made"))
+                .add_cte(made)
+                .execution_options(cloudd_note_as=("consumer", "resource_provider.generation")))
+    return cached_statement(conn, f"create_and_bump_many={many}", build)
+
+
+async def _create_and_bump(conn, w: ConsumerAllocations) -> dict[str, ConsumerState]:
+    if w.consumer_type:
+        await consumers.ensure_consumer_type(conn, w.consumer_type)
+    rows = consumers.new_rows([(w.uuid, w.project_id, w.user_id, w.consumer_type)])
+    rps = sorted(w.allocations)
+    params = {f"c_{k}": v for k, v in rows[0].items()}
+    params.update(rps=rps, now=utcnow())
+    found = (await conn.execute(_create_and_bump_statement(conn, len(rps) > 1),
+                                params)).all()
+    if len(found) != len(rps) or any(r.made != 1 for r in found):
+        raise _NotAllNew()
+    return consumers.created_states(rows)
+
+
 async def write(db, writes: list[ConsumerAllocations],
                 retries: int = RETRY_COUNT) -> dict[str, ConsumerState]:
-    """``replace_all`` in its own transaction, retried on a provider race."""
-    for _ in range(max(1, retries)):
+    """``replace_all`` in its own transaction, retried on a provider race
+    (and once more, on the general path, when the one-trip claim does not
+    apply after all)."""
+    one_trip, attempts = True, 0
+    while attempts < max(1, retries):
         try:
             async with db.write() as conn:
-                return await replace_all(conn, writes)
-        except ProviderConcurrentUpdate:
+                return await replace_all(conn, writes, one_trip)
+        except _NotAllNew:
+            one_trip = False
             continue
+        except ProviderConcurrentUpdate:
+            pass
         except DBAPIError as exc:
             if not retryable(exc):
                 raise
+        attempts += 1
     raise ProviderConcurrentUpdate()
 
 

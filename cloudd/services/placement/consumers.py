@@ -119,6 +119,15 @@ async def insert_consumers(conn, new: list[tuple[str, str | None, str | None, st
     existed (or that a racing writer made first) is left out, for the caller
     to lock and check.  Their consumer types must exist already.
     """
+    rows = new_rows(new)
+    stmt = cached_statement(conn, "insert", lambda c: _insert_ignoring_duplicates(c, C)
+                            .returning(C.c.uuid))
+    made = {r.uuid for r in await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)}
+    return created_states([r for r in rows if r["uuid"] in made])
+
+
+def new_rows(new: list[tuple[str, str | None, str | None, str | None]]) -> list[dict]:
+    """The rows ``insert_consumers`` inserts for ``new``, sorted by uuid."""
     now = utcnow()
     rows = []
     for uuid, project_id, user_id, consumer_type in sorted(new):
@@ -126,12 +135,12 @@ async def insert_consumers(conn, new: list[tuple[str, str | None, str | None, st
             project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
         rows.append({"uuid": uuid, "project_id": project_id, "user_id": user_id,
                      "generation": 1, "consumer_type": consumer_type, "created_at": now})
-    stmt = cached_statement(conn, "insert", lambda c: _insert_ignoring_duplicates(c, C)
-                 .returning(C.c.uuid))
-    made = {r.uuid for r in await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)}
+    return rows
+
+
+def created_states(rows: list[dict]) -> dict[str, ConsumerState]:
     return {r["uuid"]: ConsumerState(r["uuid"], r["project_id"], r["user_id"], 0,
-                                     r["consumer_type"], created=True)
-            for r in rows if r["uuid"] in made}
+                                     r["consumer_type"], created=True) for r in rows}
 
 
 def generation_conflict(expected: Any, given: Any):
