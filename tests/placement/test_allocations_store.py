@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.exc import DBAPIError
 
 from cloudd.services.placement import allocation_store as store
-from cloudd.services.placement import provider_store
 from cloudd.services.placement.consumers import INCOMPLETE_PROJECT_ID
 from cloudd.services.placement.errors import CONCURRENT_UPDATE
 from cloudd.services.placement.service import PlacementService
@@ -97,8 +97,15 @@ async def test_consumer_generations(db, svc):
 async def test_release(db, svc):
     cn = await add_provider(db, "cn", VCPU=8)
     assert await svc.claim(U("i"), {cn: {"VCPU": 3}}, PROJECT, USER)
+
+    async def indexed_usage() -> int:       # what the candidate index saw committed
+        body = await svc.candidates(query={"resources": "VCPU:1"})
+        return body["provider_summaries"][cn]["resources"]["VCPU"]["used"]
+
+    assert await indexed_usage() == 3
     assert await svc.release(U("i"))
     assert await used(db, cn, "VCPU") == 0
+    assert await indexed_usage() == 0
     assert await consumer_row(db, U("i")) is None
     assert not await svc.release(U("i"))                    # idempotent
     assert await generation(db, cn) == 1                     # Placement: no bump on delete
@@ -213,19 +220,29 @@ async def test_incomplete_consumer(db):
         INCOMPLETE_PROJECT_ID, INCOMPLETE_PROJECT_ID, None)
 
 
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def _deadlock() -> DBAPIError:
+    return DBAPIError("UPDATE resource_provider ...", {}, _Deadlock("deadlock detected"))
+
+
 @pytest.mark.asyncio
 async def test_provider_race_is_retried(db, svc, monkeypatch):
+    """A write that loses a race on the providers' locks (a deadlock) runs again
+    from scratch, and the generations move once."""
     cn = await add_provider(db, "cn", VCPU=8)
-    real = provider_store.bump_generation
+    real = store.apply
     calls = {"n": 0}
 
-    async def flaky(conn, uuid, expected, detail=None):
+    async def flaky(*args, **kwargs):
         calls["n"] += 1
+        await real(*args, **kwargs)
         if calls["n"] <= 2:        # somebody else "won" twice
-            return await real(conn, uuid, expected + 100, detail)
-        return await real(conn, uuid, expected, detail)
+            raise _deadlock()
 
-    monkeypatch.setattr(provider_store, "bump_generation", flaky)
+    monkeypatch.setattr(store, "apply", flaky)
     assert await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert calls["n"] == 3 and await generation(db, cn) == 1
     assert (await consumer_row(db, U("i"))).generation == 1
@@ -234,14 +251,46 @@ async def test_provider_race_is_retried(db, svc, monkeypatch):
 @pytest.mark.asyncio
 async def test_provider_race_gives_up(db, svc, monkeypatch):
     cn = await add_provider(db, "cn", VCPU=8)
-    real = provider_store.bump_generation
+    real = store.apply
 
-    async def always_lost(conn, uuid, expected, detail=None):
-        return await real(conn, uuid, expected + 100, detail)
+    async def always_lost(*args, **kwargs):
+        await real(*args, **kwargs)
+        raise _deadlock()
 
-    monkeypatch.setattr(provider_store, "bump_generation", always_lost)
+    monkeypatch.setattr(store, "apply", always_lost)
     with pytest.raises(ApiError) as err:
         await svc.claim(U("i"), {cn: {"VCPU": 1}}, PROJECT, USER)
     assert err.value.status == 409 and err.value.code == CONCURRENT_UPDATE
     assert "concurrently updated the resource provider data" in err.value.message
     assert await used(db, cn, "VCPU") == 0 and await consumer_row(db, U("i")) is None
+    assert await generation(db, cn) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_claim_and_its_release_are_few_statements(db, svc):
+    """A new consumer's claim: on PostgreSQL the consumer and the provider
+    lock in one statement, then inventories with usage, then the inserts;
+    its release is one statement sent alone. SQLite takes one more for each."""
+    from sqlalchemy import event
+
+    cn = await add_provider(db, "cn", VCPU=8, MEMORY_MB=1024)
+    for warm in ("warm1", "warm2"):      # the second finds the type there: it is known
+        await svc.claim(U(warm), {cn: {"VCPU": 1}}, PROJECT, USER)
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        sent.append(statement.split()[0].upper())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await svc.claim(U("i"), {cn: {"VCPU": 2, "MEMORY_MB": 64}}, PROJECT, USER)
+        claim, sent[:] = list(sent), []
+        assert await svc.release(U("i"))
+        release = list(sent)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    pg = db.dialect == "postgresql"
+    assert claim == (["WITH", "SELECT", "INSERT"] if pg else
+                     ["INSERT", "UPDATE", "SELECT", "INSERT"]), claim
+    assert release == (["WITH"] if pg else ["DELETE", "DELETE"]), release
+    assert await used(db, cn, "VCPU") == 2 and await consumer_row(db, U("i")) is None

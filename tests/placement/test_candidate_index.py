@@ -4,6 +4,7 @@ what the general search gives."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 
@@ -14,6 +15,7 @@ from cloudd.db import tables as t
 from cloudd.services.placement import candidate_search
 from cloudd.services.placement.candidate_db import Inv
 from cloudd.services.placement.candidate_index import IndexedSnapshot
+from cloudd.services.placement.candidates import find_candidates_json, render, render_json
 from cloudd.services.placement.query import parse_candidate_query
 from tests.placement.test_candidates_search import NOW, U, backend, candidates, db, seed  # noqa: F401 (fixtures)
 
@@ -122,3 +124,56 @@ def test_whole_provider_search_matches_the_general_search(monkeypatch):
         assert fast.roots == general.roots, q
         counts.append(len(fast.candidates))
     assert counts[0] > 50 and counts[1] == 7 and all(counts), counts
+
+
+def test_rendered_json_is_the_rendered_body():
+    """The HTTP body put together from cached pieces is the document
+    ``render`` gives, at every microversion shape, cached or not."""
+    snap = _world(300, 11)
+    a, b, _ = snap.aggs
+    queries = ["resources=VCPU:1,MEMORY_MB:2",
+               "resources=VCPU:2,DISK_GB:1&limit=7",
+               "resources=VCPU:1&required=HW_CPU_X86_AVX2,!CUSTOM_X",
+               f"resources=MEMORY_MB:1&member_of=in:{a},{b}",
+               "resources=VCPU:64"]
+    pieces = 0
+    for version in [(1, 26), (1, 27), (1, 29), (1, 34), (1, 39)]:
+        for q in queries:
+            query = MultiDict(p.split("=", 1) for p in q.split("&"))
+            groups, params = parse_candidate_query(query, version)
+            rcs = set(groups[""].resources)
+            for _ in range(2):              # then from the cached pieces
+                result = candidate_search.search(snap, groups, params,
+                                                 nested_aware=version >= (1, 29))
+                assert result.whole is not None, q
+                expected = render(result, snap.summaries(result.roots), rcs, version)
+                body = render_json(snap, result, rcs, version)
+                assert json.loads(body) == expected, (version, q)
+                pieces += bool(result.whole.providers and version >= (1, 27))
+    assert pieces > 20 and snap.summary_json
+
+
+@pytest.mark.asyncio
+async def test_rendered_json_follows_usage(db):  # noqa: F811
+    """The cached summaries and fitting providers are dropped when usage moves."""
+    await seed(db, [{"name": "cn1", "inv": {"VCPU": 4}}, {"name": "cn2", "inv": {"VCPU": 4}}])
+    query = MultiDict(resources="VCPU:2")
+    groups, params = parse_candidate_query(query, (1, 39))
+
+    async def used() -> dict[str, int]:
+        body = json.loads(await find_candidates_json(db, groups, params, version=(1, 39)))
+        return {rp: s["resources"]["VCPU"]["used"]
+                for rp, s in body["provider_summaries"].items()}
+
+    assert await used() == {U("cn1"): 0, U("cn2"): 0}
+    consumer = str(uuid.uuid4())
+    async with db.write() as conn:
+        await conn.execute(t.allocation.insert(), [
+            {"resource_provider_uuid": U("cn1"), "consumer_uuid": consumer,
+             "resource_class": "VCPU", "used": 3, "created_at": NOW},
+            {"resource_provider_uuid": U("cn2"), "consumer_uuid": consumer,
+             "resource_class": "VCPU", "used": 1, "created_at": NOW}])
+    assert await used() == {U("cn2"): 1}          # 2 more no longer fit on cn1
+    async with db.write() as conn:
+        await conn.execute(t.allocation.delete())
+    assert await used() == {U("cn1"): 0, U("cn2"): 0}

@@ -78,3 +78,22 @@ async def test_postgresql_connection_dropped_while_idle_is_replaced(db, monkeypa
     await asyncio.sleep(0.2)
     async with db.read() as conn:           # the pooled connection is dead: replaced
         assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() != pid
+
+
+@pytest.mark.asyncio
+async def test_one_statement_writes_commit_and_leave_the_pool_transactional(db):
+    seen: list[set[str]] = []
+    db.commit_hooks.append(seen.append)
+    for i in range(8):                      # more than the pool holds
+        async with db.write(one_statement=True) as conn:
+            await conn.execute(item.insert().values(id=f"o{i}", n=i)
+                               .execution_options(cloudd_note_as=("item", "other")))
+    assert seen == [{"item", "other"}] * 8
+    # Every pooled connection is transactional again: a failed write leaves nothing.
+    for _ in range(8):
+        with pytest.raises(RuntimeError):
+            async with db.write() as conn:
+                await conn.execute(item.insert().values(id="gone", n=0))
+                raise RuntimeError("roll back")
+    async with db.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar() == 8

@@ -3,19 +3,30 @@
 One write transaction does everything Placement's ``replace_all`` does, in
 Placement's order (so the same request fails with the same error):
 
-1. ``prepare``: lock and check every consumer (generation from 1.28), create
-   the missing ones (and their consumer type from 1.38).
+1. ``prepare``: create the consumers that should be new and lock and check
+   the others (generation from 1.28; consumer type from 1.38).
 2. ``check_providers``: every provider named must exist (400).
 3. ``expand``: the flat list of allocations; a consumer given ``{}`` gets
    its current allocations with ``used`` 0 (meaning "remove").
-4. ``apply``: record project/user/type changes, lock the providers, check
-   resource classes (400), delete the consumers' allocations, check capacity
-   against everybody else's usage (409), insert, compare-and-swap every
-   provider's and consumer's generation one up, and drop consumers left with
-   nothing.
+4. ``apply``: lock the providers and move their generations one up (one
+   UPDATE; a provider missing is the 400 of step 2), check resource classes
+   (400) and capacity against everybody else's usage (409; inventories and
+   usage sums in one SELECT), replace the allocations, move every consumer's
+   generation one up with its project/user/type changes, and drop consumers
+   left with nothing.
 
-``write`` runs the lot in ``Database.write()`` and retries it from scratch
-when a provider's generation moved under it, as Placement does
+A claim by a new consumer is four statements: INSERT the consumer, UPDATE
+the provider, SELECT inventories with usage, INSERT the allocations.
+
+Holding the provider rows locked from the first UPDATE makes it the
+compare-and-swap: nobody can move the generation or the usage of those
+providers (every allocation writer and inventory writer locks them first)
+until this transaction ends, and the usage is read by a statement that
+starts after the lock is taken (PostgreSQL's READ COMMITTED takes a snapshot
+per statement; SQLite has one writer at a time).
+
+``write`` runs the lot in ``Database.write()`` and retries it from scratch on
+a deadlock or a provider race, as Placement does
 (``allocation_conflict_retry_count``).  The reshaper runs the phases itself,
 with inventory changes in between, in its own transaction.
 """
@@ -28,15 +39,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from cloudd.db import tables as t
 from cloudd.services.placement import consumers, provider_store
-from cloudd.services.placement.consumers import ConcurrentUpdate, ConsumerState
-from cloudd.services.placement.errors import CONCURRENT_UPDATE, error
+from cloudd.services.placement.consumers import ConcurrentUpdate, ConsumerState, cached_statement
+from cloudd.services.placement.errors import error
 from cloudd.services.placement.util import utcnow
-from cloudd.web.errors import ApiError
 
 A, C, RP, INV, RC = t.allocation, t.consumer, t.resource_provider, t.inventory, t.resource_class
 
@@ -108,13 +118,15 @@ class ProviderConcurrentUpdate(ConcurrentUpdate):
 # --- writing -----------------------------------------------------------------
 
 async def prepare(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
-    rows = await consumers.lock_consumers(conn, [w.uuid for w in writes])
-    states = {}
-    # Several new consumers (the scheduler's batch of claims) are created together.
-    fresh = [w for w in writes if w.uuid not in rows and w.generation is None]
-    if len(fresh) > 1 and len({w.uuid for w in fresh}) == len(fresh):
-        states.update(await consumers.create_consumers(conn, [
-            (w.uuid, w.project_id, w.user_id, w.consumer_type) for w in fresh]))
+    for name in sorted({w.consumer_type for w in writes if w.consumer_type}):
+        await consumers.ensure_consumer_type(conn, name)
+    # Consumers given no generation should be new: try to create them (one
+    # INSERT for all); the rest, and any that existed after all, are locked.
+    fresh = [(w.uuid, w.project_id, w.user_id, w.consumer_type)
+             for w in writes if w.generation is None]
+    states = await consumers.insert_consumers(conn, fresh) if fresh else {}
+    rows = await consumers.lock_consumers(conn, [w.uuid for w in writes
+                                                 if w.uuid not in states])
     for w in writes:
         if w.uuid in states:
             continue
@@ -149,58 +161,117 @@ async def expand(conn, writes: list[ConsumerAllocations]) -> list[Alloc]:
 
 
 async def apply(conn, writes: list[ConsumerAllocations], states: dict[str, ConsumerState],
-                allocs: list[Alloc]) -> None:
-    for w in writes:
-        await consumers.update_consumer(conn, states[w.uuid], w.project_id, w.user_id,
-                                        w.consumer_type)
+                allocs: list[Alloc], bumped: bool = False) -> None:
+    """(``bumped``: the providers are locked and bumped already.)"""
     rps = _unique(a.rp for a in allocs)
     classes = _unique(a.rc for a in allocs)
-    generations = await lock_providers(conn, rps)
-    await _check_classes(conn, classes)
-    prev_usage = await usage(conn, rps, classes)
-    await conn.execute(delete(A).where(A.c.consumer_uuid.in_([w.uuid for w in writes])))
-    await _check_capacity(conn, allocs, prev_usage, rps, classes)
+    if not bumped:
+        await bump_providers(conn, rps)
+    # Only consumers that existed before this transaction can hold allocations
+    # (every allocation is written with its consumer's row).
+    existing = [w.uuid for w in writes if not states[w.uuid].created]
+    if allocs:
+        inventory = await inventory_with_usage(conn, rps, classes, existing)
+        if not set(classes) <= {rc for _, rc in inventory}:
+            await _check_classes(conn, classes)
+        _check_capacity(allocs, inventory, rps, classes)
+    if existing:
+        await conn.execute(cached_statement(conn, "delete_allocs", lambda _c: delete(A).where(
+            A.c.consumer_uuid.in_(bindparam("consumers", expanding=True)))),
+            {"consumers": existing})
     now = utcnow()
     rows = [{"resource_provider_uuid": a.rp, "consumer_uuid": a.consumer,
              "resource_class": a.rc, "used": a.used, "created_at": now}
             for a in allocs if a.used > 0]
     if rows:
-        await conn.execute(insert(A), rows)
-    for rp in rps:
-        try:
-            await provider_store.bump_generation(conn, rp, generations[rp])
-        except ApiError as exc:
-            if exc.code != CONCURRENT_UPDATE:
-                raise
-            raise ProviderConcurrentUpdate() from None
+        await conn.execute(cached_statement(conn, "insert_allocs", lambda _c: insert(A)), rows)
     for w in writes:
-        await consumers.increment_generation(conn, states[w.uuid])
+        await consumers.finish(conn, states[w.uuid], w.project_id, w.user_id,
+                               w.consumer_type)
     holding = {a.consumer for a in allocs if a.used > 0}
     await consumers.delete_if_no_allocations(
         conn, [w.uuid for w in writes if w.uuid not in holding])
 
 
-async def replace_all(conn, writes: list[ConsumerAllocations]) -> dict[str, ConsumerState]:
-    """All four phases on one open write transaction."""
+async def replace_all(conn, writes: list[ConsumerAllocations],
+                      one_trip: bool = False) -> dict[str, ConsumerState]:
+    """All four phases on one open write transaction (``apply`` finds the
+    providers that do not exist, so step 2 costs no statement of its own).
+
+    ``one_trip`` (PostgreSQL, one new consumer given allocations, as in a
+    claim): create the consumer and lock and bump the providers in one
+    statement; raises _NotAllNew when that does not hold after all.
+    """
+    if one_trip and len(writes) == 1 and conn.dialect.name == "postgresql" \
+            and writes[0].generation is None and writes[0].allocations:
+        states = await _create_and_bump(conn, writes[0])
+        await apply(conn, writes, states, await expand(conn, writes), bumped=True)
+        return states
     states = await prepare(conn, writes)
-    await check_providers(conn, writes)
     allocs = await expand(conn, writes)
     await apply(conn, writes, states, allocs)
     return states
 
 
+class _NotAllNew(Exception):
+    """The consumer thought new exists, or a provider is missing: the general
+    path runs instead (and finds the right error, in Placement's order)."""
+
+
+def _create_and_bump_statement(conn, many: bool):
+    def build(_c):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        made = (pg_insert(C).values({name: bindparam(f"c_{name}") for name in (
+                    "uuid", "project_id", "user_id", "generation", "consumer_type",
+                    "created_at")})
+                .on_conflict_do_nothing().returning(C.c.uuid).cte("made"))
+        wanted = RP.c.uuid.in_(bindparam("rps", expanding=True))
+        if many:                # lock in uuid order, as bump_providers
+            wanted = RP.c.uuid.in_(select(RP.c.uuid).where(wanted).order_by(RP.c.uuid)
+                                   .with_for_update())
+        return (update(RP).where(wanted)
+                .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+                .returning(RP.c.uuid, select(func.count()).select_from(made)
+                           .scalar_subquery().label("made"))
+                .add_cte(made)
+                .execution_options(cloudd_note_as=("consumer", "resource_provider.generation")))
+    return cached_statement(conn, f"create_and_bump_many={many}", build)
+
+
+async def _create_and_bump(conn, w: ConsumerAllocations) -> dict[str, ConsumerState]:
+    if w.consumer_type:
+        await consumers.ensure_consumer_type(conn, w.consumer_type)
+    rows = consumers.new_rows([(w.uuid, w.project_id, w.user_id, w.consumer_type)])
+    rps = sorted(w.allocations)
+    params = {f"c_{k}": v for k, v in rows[0].items()}
+    params.update(rps=rps, now=utcnow())
+    found = (await conn.execute(_create_and_bump_statement(conn, len(rps) > 1),
+                                params)).all()
+    if len(found) != len(rps) or any(r.made != 1 for r in found):
+        raise _NotAllNew()
+    return consumers.created_states(rows)
+
+
 async def write(db, writes: list[ConsumerAllocations],
                 retries: int = RETRY_COUNT) -> dict[str, ConsumerState]:
-    """``replace_all`` in its own transaction, retried on a provider race."""
-    for _ in range(max(1, retries)):
+    """``replace_all`` in its own transaction, retried on a provider race
+    (and once more, on the general path, when the one-trip claim does not
+    apply after all)."""
+    one_trip, attempts = True, 0
+    while attempts < max(1, retries):
         try:
             async with db.write() as conn:
-                return await replace_all(conn, writes)
-        except ProviderConcurrentUpdate:
+                return await replace_all(conn, writes, one_trip)
+        except _NotAllNew:
+            one_trip = False
             continue
+        except ProviderConcurrentUpdate:
+            pass
         except DBAPIError as exc:
             if not retryable(exc):
                 raise
+        attempts += 1
     raise ProviderConcurrentUpdate()
 
 
@@ -225,15 +296,81 @@ async def lock_providers(conn, uuids: list[str]) -> dict[str, int]:
     return found
 
 
-async def usage(conn, rps: list[str], classes: list[str]) -> dict[tuple[str, str], int]:
-    """{(provider, class): sum of used} over everybody's allocations."""
-    if not rps or not classes:
+def _bump_statement(conn, many: bool):
+    def build(c):
+        wanted = RP.c.uuid.in_(bindparam("rps", expanding=True))
+        if many and c.dialect.name == "postgresql":
+            # Lock in uuid order, the order every writer uses: no deadlocks.
+            wanted = RP.c.uuid.in_(select(RP.c.uuid).where(wanted).order_by(RP.c.uuid)
+                                   .with_for_update())
+        return (update(RP).where(wanted)
+                .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+                .returning(RP.c.uuid, RP.c.generation)
+                # Generations are not in the candidate index: not a change it follows.
+                .execution_options(cloudd_note_as="resource_provider.generation"))
+    return cached_statement(conn, f"bump_many={many}", build)
+
+
+async def bump_providers(conn, uuids: list[str]) -> dict[str, int]:
+    """Lock the providers and move each generation one up, in one statement
+    -> {uuid: new generation}. A provider that does not exist is a 400."""
+    if not uuids:
         return {}
-    rows = await conn.execute(
-        select(A.c.resource_provider_uuid, A.c.resource_class, func.sum(A.c.used).label("used"))
-        .where(A.c.resource_provider_uuid.in_(rps), A.c.resource_class.in_(classes))
-        .group_by(A.c.resource_provider_uuid, A.c.resource_class))
-    return {(r.resource_provider_uuid, r.resource_class): int(r.used) for r in rows}
+    rows = await conn.execute(_bump_statement(conn, len(uuids) > 1),
+                              {"rps": sorted(uuids), "now": utcnow()})
+    found = {r.uuid: r.generation for r in rows}
+    for rp in uuids:
+        if rp not in found:
+            raise error(400, f"Allocation for resource provider '{rp}' that does not exist.")
+    return found
+
+
+def _inventory_statement(conn, others: bool):
+    def build(_c):
+        def used(*where):
+            return (select(func.coalesce(func.sum(A.c.used), 0))
+                    .where(A.c.resource_provider_uuid == INV.c.resource_provider_uuid,
+                           A.c.resource_class == INV.c.resource_class, *where)
+                    .scalar_subquery())
+        columns = [INV.c.resource_provider_uuid, INV.c.resource_class, INV.c.total,
+                   INV.c.reserved, INV.c.min_unit, INV.c.max_unit, INV.c.step_size,
+                   INV.c.allocation_ratio, used().label("used")]
+        if others:
+            columns.append(used(A.c.consumer_uuid.not_in(
+                bindparam("consumers", expanding=True))).label("others"))
+        return select(*columns).where(
+            INV.c.resource_provider_uuid.in_(bindparam("rps", expanding=True)),
+            INV.c.resource_class.in_(bindparam("classes", expanding=True)))
+    return cached_statement(conn, f"inventory_others={others}", build)
+
+
+async def inventory_with_usage(conn, rps: list[str], classes: list[str],
+                               consumers_: list[str]) -> dict[tuple[str, str], Any]:
+    """{(provider, class): inventory row} with ``used`` (everybody's usage) and
+    ``others`` (the usage of all but ``consumers_``)."""
+    params: dict[str, Any] = {"rps": rps, "classes": classes}
+    if consumers_:
+        params["consumers"] = consumers_
+    rows = await conn.execute(_inventory_statement(conn, bool(consumers_)), params)
+    out = {}
+    for r in rows:
+        used = int(r.used)
+        out[(r.resource_provider_uuid, r.resource_class)] = _Inventory(
+            r.total, r.reserved, r.min_unit, r.max_unit, r.step_size, r.allocation_ratio,
+            used, int(r.others) if consumers_ else used)
+    return out
+
+
+@dataclass
+class _Inventory:
+    total: int
+    reserved: int
+    min_unit: int
+    max_unit: int
+    step_size: int
+    allocation_ratio: float
+    used: int        # everybody's, before this write
+    others: int      # all but the consumers being written
 
 
 async def _check_classes(conn, classes: list[str]) -> None:
@@ -246,19 +383,13 @@ async def _check_classes(conn, classes: list[str]) -> None:
             raise ResourceClassNotFound(name)
 
 
-async def _check_capacity(conn, allocs: list[Alloc], prev_usage: dict, rps: list[str],
-                          classes: list[str]) -> None:
+def _check_capacity(allocs: list[Alloc], inventory: dict[tuple[str, str], _Inventory],
+                    rps: list[str], classes: list[str]) -> None:
     """Placement's _check_capacity_exceeded, against usage without these consumers."""
-    if not allocs:
-        return
-    rows = await conn.execute(select(INV).where(INV.c.resource_provider_uuid.in_(rps),
-                                                INV.c.resource_class.in_(classes)))
-    inventory = {(r.resource_provider_uuid, r.resource_class): r for r in rows}
     with_inventory = {rp for rp, _ in inventory}
     missing = [rp for rp in rps if rp not in with_inventory]
     if missing:
         raise InvalidInventory(", ".join(classes), ", ".join(missing))
-    current = await usage(conn, rps, classes)
     wanted: dict[tuple[str, str], int] = collections.defaultdict(int)
     for a in allocs:
         key = (a.rp, a.rc)
@@ -270,13 +401,12 @@ async def _check_capacity(conn, allocs: list[Alloc], prev_usage: dict, rps: list
             raise InvalidInventory(a.rc, a.rp)
         if a.used < inv.min_unit or a.used > inv.max_unit or a.used % inv.step_size:
             raise ConstraintsViolated(a.rc, a.rp)
-        used = current.get(key, 0)
+        used = inv.others
         capacity = (inv.total - inv.reserved) * inv.allocation_ratio
-        if capacity < used + a.used or capacity < used + wanted[key]:
-            # Over capacity is still fine when it is no worse than before.
-            before = prev_usage.get(key)
-            if before is None or used + wanted[key] > before:
-                raise CapacityExceeded(a.rc, a.rp)
+        # Over capacity is still fine when it is no worse than before.
+        if (capacity < used + a.used or capacity < used + wanted[key]) \
+                and (not inv.used or used + wanted[key] > inv.used):
+            raise CapacityExceeded(a.rc, a.rp)
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -289,12 +419,35 @@ async def delete_all(db, consumer_uuid: str) -> bool:
     Like Placement, this bumps no generation: freeing capacity cannot break
     anybody's assumptions.
     """
+    if db.dialect == "postgresql":
+        # Both deletes in one statement, sent alone: one round trip.
+        async with db.write(one_statement=True) as conn:
+            row = (await conn.execute(cached_statement(conn, "delete_all", _delete_all),
+                                      {"consumer": consumer_uuid})).one()
+        return bool(row.allocations)
     async with db.write() as conn:
-        result = await conn.execute(delete(A).where(A.c.consumer_uuid == consumer_uuid))
+        result = await conn.execute(cached_statement(conn, "delete_consumer_allocs", lambda _c: delete(A)
+                                          .where(A.c.consumer_uuid == bindparam("consumer"))),
+                                    {"consumer": consumer_uuid})
         if not result.rowcount:
             return False
         await consumers.delete_if_no_allocations(conn, [consumer_uuid])
     return True
+
+
+def _delete_all(_conn):
+    """delete_all's PostgreSQL statement: the allocations, then the consumer
+    if they were its (every allocation is written with its consumer's row,
+    so then it has none left) -> (allocations, consumers) deleted."""
+    gone = (delete(A).where(A.c.consumer_uuid == bindparam("consumer"))
+            .returning(A.c.consumer_uuid).cte("gone"))
+    dropped = (delete(C).where(C.c.uuid == bindparam("consumer"),
+                               exists(select(gone.c.consumer_uuid)))
+               .returning(C.c.uuid).cte("dropped"))
+    return (select(select(func.count()).select_from(gone).scalar_subquery().label("allocations"),
+                   select(func.count()).select_from(dropped).scalar_subquery()
+                   .label("consumers"))
+            .execution_options(cloudd_note_as=("allocation", "consumer")))
 
 
 # --- reading -----------------------------------------------------------------

@@ -50,6 +50,8 @@ WATCHED = frozenset({"resource_provider", "inventory", "allocation",
 USAGE_ONLY = frozenset({"allocation"})
 
 _ATTR = "_placement_candidate_index"
+# How many (class, amount) sets of fitting providers a snapshot keeps.
+FITTING_KEPT = 64
 
 
 class IndexedSnapshot(Snapshot):
@@ -64,6 +66,28 @@ class IndexedSnapshot(Snapshot):
         self.standard: set[str] = set()                 # standard trait names
         self._sorted_traits: dict[str, list[str]] = {}
         self._has_trees = False
+        # Derived from usage, so cleared when it changes (usage_changed):
+        # rendered provider summaries, (with the tree, 1.29 on) -> provider -> the
+        # JSON of '"uuid": {...}' (candidates.render_json)...
+        self.summary_json: dict[bool, dict[str, str]] = {}
+        # ...and (class, amount) -> the providers it fits on.
+        self._fitting: dict[tuple[str, int], set[str]] = {}
+
+    def usage_changed(self) -> None:
+        self.summary_json.clear()
+        self._fitting.clear()
+
+    def providers_fitting(self, rc: str, amount: int) -> set[str]:
+        """The providers with inventory of ``rc`` that ``amount`` more fits on
+        (Inv.fits). The set is the index's own: do not change it."""
+        key = (rc, amount)
+        found = self._fitting.get(key)
+        if found is None:
+            if len(self._fitting) >= FITTING_KEPT:
+                self._fitting.clear()
+            found = self._fitting[key] = {
+                rp for rp, inv in self.inventories.get(rc, {}).items() if inv.fits(amount)}
+        return found
 
     @property
     def has_trees(self) -> bool:
@@ -269,6 +293,7 @@ async def load_everything(conn: AsyncConnection) -> IndexedSnapshot:
 async def reload_usage(conn: AsyncConnection, snap: IndexedSnapshot) -> None:
     """Re-read the usage sums into the snapshot's inventory records."""
     rows = await _rows(conn, _usage_stmt)
+    snap.usage_changed()
     for per_rp in snap.by_provider.values():
         for inv in per_rp.values():
             inv.used = 0

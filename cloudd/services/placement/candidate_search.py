@@ -66,13 +66,37 @@ class Candidate:
         return {rp for rp, _ in self.resources}
 
 
-@dataclass
+class WholeProviders(NamedTuple):
+    """``_whole_providers``' answer: each candidate is one root provider (no
+    trees in the snapshot) holding ``amounts`` of the group ``suffix``."""
+
+    providers: list[str]
+    suffix: str
+    amounts: dict[str, int]
+
+
 class SearchResult:
-    candidates: list[Candidate]
-    # Provider summaries cover every provider of these trees...
-    roots: set[str]
-    # ...or, before 1.29 in a deployment with trees, only these providers.
-    only: set[str] | None = None
+    """The candidates; made from ``whole`` only when asked for (rendering
+    the usual answer needs just the providers)."""
+
+    __slots__ = ("_candidates", "only", "roots", "whole")
+
+    def __init__(self, candidates: list[Candidate] | None, roots: set[str],
+                 only: set[str] | None = None, whole: WholeProviders | None = None) -> None:
+        self._candidates = candidates
+        # Provider summaries cover every provider of these trees...
+        self.roots = roots
+        # ...or, before 1.29 in a deployment with trees, only these providers.
+        self.only = only
+        self.whole = whole
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        if self._candidates is None:
+            rps, suffix, amounts = self.whole
+            self._candidates = [Candidate(rp, {(rp, rc): n for rc, n in amounts.items()},
+                                          {suffix: {rp}}) for rp in rps]
+        return self._candidates
 
 
 class _NoCandidates(Exception):
@@ -101,7 +125,11 @@ def search(snap: Snapshot, groups: dict[str, RequestGroup], params: RequestWideP
         anchors_ok = _anchor_roots(snap, params)
         if _whole_providers_only(snap, groups):
             suffix, group = next(iter(groups.items()))
-            found = _whole_providers(snap, suffix, group, anchors_ok, stop)
+            rps = _whole_providers(snap, group, anchors_ok, stop)
+            if limit and limit < len(rps):
+                rps = rps[:limit]
+            return SearchResult(None, set(rps), None,
+                                WholeProviders(rps, suffix, dict(group.resources)))
         else:
             per_group: dict[str, list[GroupRequest]] = {}
             for suffix, group in groups.items():
@@ -156,51 +184,72 @@ def _whole_providers_only(snap: Snapshot, groups: dict[str, RequestGroup]) -> bo
                    for rc in group.resources)
 
 
-def _whole_providers(snap: Snapshot, suffix: str, group: RequestGroup,
-                     anchors_ok: set[str] | None, stop: int | None) -> list[Candidate]:
-    """The search for ``_whole_providers_only`` requests: the same candidates
-    in the same order as the general path (providers by uuid), found in one
-    pass that stops at ``stop``."""
+def _whole_providers(snap: Snapshot, group: RequestGroup, anchors_ok: set[str] | None,
+                     stop: int | None) -> list[str]:
+    """The search for ``_whole_providers_only`` requests: the providers of the
+    same candidates in the same order as the general path (by uuid), up to
+    ``stop``. Over the index's snapshot it is set arithmetic: the providers
+    each class fits on (kept per snapshot and usage state), the traits' and
+    aggregates' members."""
     in_aggs = _check_group(snap, group)
     pool: set[str] | None = in_aggs if group.member_of else None
     if anchors_ok is not None:
         pool = anchors_ok if pool is None else pool & anchors_ok
-    members = getattr(snap, "trait_members", None)
-    if members is not None:
-        # Narrow to the providers with the required traits up front, from
-        # the index's trait -> providers sets (each still checked below).
-        for any_of in group.required_traits:
-            having = set().union(*(members.get(name, ()) for name in any_of))
-            pool = having if pool is None else pool & having
+    fitting = getattr(snap, "providers_fitting", None)
+    if fitting is None:
+        return _whole_providers_walk(snap, group, pool, stop)
+    members = snap.trait_members
+    # Never changed in place below: some of these sets are the index's own.
+    wanted = [fitting(rc, amount) for rc, amount in group.resources.items()]
+    for any_of in group.required_traits:
+        wanted.append(members.get(next(iter(any_of)), set()) if len(any_of) == 1 else
+                      set().union(*(members.get(name, ()) for name in any_of)))
+    if pool is not None:
+        wanted.append(pool)
+    wanted.sort(key=len)                # smallest first: each & walks the smaller
+    pool = wanted[0]
+    for other in wanted[1:]:
+        pool = pool & other
+    for name in group.forbidden_traits:
+        pool = pool - members.get(name, set())
+    if group.forbidden_aggs:
+        pool = pool - snap.in_any_agg(group.forbidden_aggs)
+    ordered = snap.ordered
+    if len(pool) * 4 < len(ordered):
+        found = sorted(pool)
+        return found[:stop] if stop is not None else found
+    walk = (rp for rp in ordered if rp in pool)
+    return list(itertools.islice(walk, stop) if stop is not None else walk)
+
+
+def _whole_providers_walk(snap: Snapshot, group: RequestGroup, pool: set[str] | None,
+                          stop: int | None) -> list[str]:
+    """``_whole_providers`` over a Snapshot that is not the index's: one pass
+    over the providers by uuid."""
     wanted = [(rc, amount, snap.inventories.get(rc, {}))
               for rc, amount in group.resources.items()]
     required, forbidden = group.required_traits, group.forbidden_traits
     bad_aggs = snap.in_any_agg(group.forbidden_aggs) if group.forbidden_aggs else None
     traits = snap.traits
     empty: set[str] = set()
-    ordered = getattr(snap, "ordered", None) or sorted(snap.providers)
-    out: list[Candidate] = []
-    for rp in ordered:
+    out: list[str] = []
+    for rp in sorted(snap.providers):
         if pool is not None and rp not in pool:
             continue
-        resources = {}
-        for rc, amount, per_rp in wanted:
-            inv = per_rp.get(rp)
-            if inv is None or not inv.fits(amount):
-                break
-            resources[(rp, rc)] = amount
-        else:
-            if required or forbidden:
-                have = traits.get(rp, empty)
-                if forbidden and have & forbidden:
-                    continue
-                if required and not all(any_of & have for any_of in required):
-                    continue
-            if bad_aggs and rp in bad_aggs:
+        if not all((inv := per_rp.get(rp)) is not None and inv.fits(amount)
+                   for _, amount, per_rp in wanted):
+            continue
+        if required or forbidden:
+            have = traits.get(rp, empty)
+            if forbidden and have & forbidden:
                 continue
-            out.append(Candidate(rp, resources, {suffix: {rp}}))
-            if stop is not None and len(out) >= stop:
-                break
+            if required and not all(any_of & have for any_of in required):
+                continue
+        if bad_aggs and rp in bad_aggs:
+            continue
+        out.append(rp)
+        if stop is not None and len(out) >= stop:
+            break
     return out
 
 

@@ -17,6 +17,7 @@ In-process callers use ``find_candidates`` (or PlacementService.candidates).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from multidict import MultiDict
 
 from cloudd.services.placement import candidate_index, microversion
 from cloudd.services.placement.candidate_db import Summary
-from cloudd.services.placement.candidate_search import SearchResult, search
+from cloudd.services.placement.candidate_search import Candidate, SearchResult, search
 from cloudd.services.placement.query import RequestGroup, RequestWideParams, parse_candidate_query
 from cloudd.services.placement.respond import authorize, db
 from cloudd.services.placement.util import check_accept, json_response
@@ -39,8 +40,8 @@ async def list_allocation_candidates(request: web.Request) -> web.Response:
     authorize(request, LIST)
     version = microversion.of(request)
     groups, params = parse_candidate_query(request.query, version)
-    body = await find_candidates(db(request), groups, params, version=version)
-    return json_response(request, body)
+    return json_response(request, await find_candidates_json(db(request), groups, params,
+                                                             version=version))
 
 
 async def find_candidates(database, groups: Mapping[str, RequestGroup],
@@ -58,6 +59,21 @@ async def find_candidates(database, groups: Mapping[str, RequestGroup],
     Placement's 400 ApiError.  ``max_candidates`` caps the search (Placement's
     [placement]max_allocation_candidates; None means no cap).
     """
+    snap, result, rcs = await _search(database, groups, params, version, max_candidates)
+    return render(result, _summaries(snap, result), rcs, version)
+
+
+async def find_candidates_json(database, groups: Mapping[str, RequestGroup],
+                               params: RequestWideParams | None = None, *,
+                               version: Version = microversion.MAX) -> bytes:
+    """``find_candidates``' body as the JSON the HTTP API sends."""
+    snap, result, rcs = await _search(database, groups, params, version, None)
+    return render_json(snap, result, rcs, version)
+
+
+async def _search(database, groups: Mapping[str, RequestGroup],
+                  params: RequestWideParams | None, version: Version,
+                  max_candidates: int | None):
     groups = dict(groups)
     params = params or RequestWideParams()
     rcs: set[str] = set()
@@ -66,13 +82,57 @@ async def find_candidates(database, groups: Mapping[str, RequestGroup],
     snap = await candidate_index.of(database).snapshot()
     # From here on pure Python over the snapshot, run inline (in a thread it
     # would hold the GIL all the same) and with no await, so no write can
-    # change the snapshot under the search.
+    # change the snapshot under the search or its rendering.
     result = search(snap, groups, params, nested_aware=version >= (1, 29),
                     max_candidates=max_candidates)
+    return snap, result, rcs
+
+
+def _summaries(snap, result: SearchResult) -> dict[str, Summary]:
     summaries = snap.summaries(result.roots) if result.candidates else {}
     if result.only is not None:
         summaries = {rp: s for rp, s in summaries.items() if rp in result.only}
-    return render(result, summaries, rcs, version)
+    return summaries
+
+
+# A provider uuid's stand-in while a template is rendered: '@' is in no
+# uuid, resource class or suffix, and JSON leaves it as it is.
+_HOLE = "@@rp@@"
+
+
+def render_json(snap, result: SearchResult, requested: set[str], version: Version) -> bytes:
+    """``render``'s body as JSON, the same document ``json.dumps`` makes of it.
+
+    For the usual answer (``result.whole``: every candidate one root
+    provider with the same amounts; 1.27 on, where summaries do not depend
+    on the request) it is put together from pieces: one allocation request
+    rendered once with a stand-in uuid, and each provider's summary rendered
+    once per snapshot and usage state (kept in the index's snapshot). The
+    rest goes through ``render``.
+    """
+    cache = getattr(snap, "summary_json", None)
+    whole = result.whole
+    if whole is None or not whole.providers or version < (1, 27) or cache is None:
+        return json.dumps(render(result, _summaries(snap, result), requested,
+                                 version)).encode()
+    sample = Candidate(_HOLE, {(_HOLE, rc): n for rc, n in whole.amounts.items()},
+                       {whole.suffix: {_HOLE}})
+    template = json.dumps(render(SearchResult([sample], set()), {}, requested,
+                                 version)["allocation_requests"][0]).split(_HOLE)
+    rendered = cache.get(version >= (1, 29))
+    if rendered is None:
+        rendered = cache[version >= (1, 29)] = {}
+    summaries = []
+    for rp in whole.providers:
+        piece = rendered.get(rp)
+        if piece is None:
+            body = render(SearchResult([], set()), snap.summaries([rp]), requested,
+                          version)["provider_summaries"]
+            piece = rendered[rp] = json.dumps(body)[1:-1]
+        summaries.append(piece)
+    requests = ", ".join(rp.join(template) for rp in whole.providers)
+    return (f'{{"allocation_requests": [{requests}], '
+            f'"provider_summaries": {{{", ".join(summaries)}}}}}').encode()
 
 
 def render(result: SearchResult, summaries: dict[str, Summary], requested: set[str],

@@ -5,15 +5,20 @@ Consumer rows are read ``FOR UPDATE`` (a no-op on SQLite, whose writers are
 already serialised by ``BEGIN IMMEDIATE``), so on PostgreSQL two writers for
 the same consumer queue instead of racing.  Lock order for every allocation
 writer is: consumers (sorted by uuid), then resource providers (sorted).
+
+A consumer this transaction creates is inserted as it will be when the write
+ends (generation 1, its project, user and type), so ``finish`` needs no
+further statement for it; Placement creates it at 0 and increments it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import and_, bindparam, delete, exists, select, update
 
 from cloudd.db import tables as t
 from cloudd.services.placement.errors import CONCURRENT_UPDATE, error
@@ -41,7 +46,11 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class ConsumerState:
-    """A consumer as this transaction found (or made) it."""
+    """A consumer as this transaction found (or made) it.
+
+    ``created``: this transaction inserted the row, already at
+    ``generation + 1`` and with its final project, user and type.
+    """
 
     uuid: str
     project_id: str
@@ -65,9 +74,29 @@ def _insert_ignoring_duplicates(conn, table, values: dict | None = None):
     return stmt.on_conflict_do_nothing()
 
 
+# Consumer types known to be committed, per engine: a type row is never
+# deleted, so one seen once need not be inserted again.
+_KNOWN_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STATEMENTS: dict = {}
+
+
+def cached_statement(conn, name: str, build):
+    """A statement built once per dialect (building costs more than running)."""
+    key = (conn.dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build(conn)
+    return stmt
+
+
 async def ensure_consumer_type(conn, name: str) -> None:
-    await conn.execute(_insert_ignoring_duplicates(
+    known = _KNOWN_TYPES.setdefault(conn.sync_engine, set())
+    if name in known:
+        return
+    result = await conn.execute(_insert_ignoring_duplicates(
         conn, t.consumer_type, {"name": name, "created_at": utcnow()}))
+    if result.rowcount == 0:        # it was there, committed (not only in this transaction)
+        known.add(name)
 
 
 async def lock_consumers(conn, uuids: Iterable[str]) -> dict[str, Any]:
@@ -75,30 +104,43 @@ async def lock_consumers(conn, uuids: Iterable[str]) -> dict[str, Any]:
     wanted = sorted(set(uuids))
     if not wanted:
         return {}
-    rows = (await conn.execute(
-        select(C).where(C.c.uuid.in_(wanted)).order_by(C.c.uuid).with_for_update())).all()
+    stmt = cached_statement(conn, "lock", lambda _c: select(C).where(
+        C.c.uuid.in_(bindparam("uuids", expanding=True))).order_by(C.c.uuid).with_for_update())
+    rows = (await conn.execute(stmt, {"uuids": wanted})).all()
     return {r.uuid: r for r in rows}
 
 
-async def create_consumers(conn, new: list[tuple[str, str | None, str | None, str | None]]
+async def insert_consumers(conn, new: list[tuple[str, str | None, str | None, str | None]]
                            ) -> dict[str, ConsumerState]:
-    """``ensure_consumer`` for several consumers that do not exist yet, each
-    (uuid, project_id, user_id, consumer_type), with no generation given:
-    the types once each, one INSERT for all, one locking read back (sorted by
-    uuid, the lock order). A racing writer's row wins, as in ensure_consumer."""
-    for name in sorted({c[3] for c in new if c[3] is not None}):
-        await ensure_consumer_type(conn, name)
+    """Create the consumers of ``new`` (uuid, project_id, user_id, consumer_type)
+    that do not exist yet, in one statement, sorted by uuid (the lock order).
+
+    Returns the states of those this statement created; one that already
+    existed (or that a racing writer made first) is left out, for the caller
+    to lock and check.  Their consumer types must exist already.
+    """
+    rows = new_rows(new)
+    stmt = cached_statement(conn, "insert", lambda c: _insert_ignoring_duplicates(c, C)
+                            .returning(C.c.uuid))
+    made = {r.uuid for r in await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)}
+    return created_states([r for r in rows if r["uuid"] in made])
+
+
+def new_rows(new: list[tuple[str, str | None, str | None, str | None]]) -> list[dict]:
+    """The rows ``insert_consumers`` inserts for ``new``, sorted by uuid."""
     now = utcnow()
     rows = []
     for uuid, project_id, user_id, consumer_type in sorted(new):
         if project_id is None:
             project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
         rows.append({"uuid": uuid, "project_id": project_id, "user_id": user_id,
-                     "generation": 0, "consumer_type": consumer_type, "created_at": now})
-    await conn.execute(_insert_ignoring_duplicates(conn, C), rows)
-    found = await lock_consumers(conn, [r["uuid"] for r in rows])
-    return {u: ConsumerState(u, r.project_id, r.user_id, r.generation, r.consumer_type,
-                             created=True) for u, r in found.items()}
+                     "generation": 1, "consumer_type": consumer_type, "created_at": now})
+    return rows
+
+
+def created_states(rows: list[dict]) -> dict[str, ConsumerState]:
+    return {r["uuid"]: ConsumerState(r["uuid"], r["project_id"], r["user_id"], 0,
+                                     r["consumer_type"], created=True) for r in rows}
 
 
 def generation_conflict(expected: Any, given: Any):
@@ -115,36 +157,34 @@ async def ensure_consumer(conn, uuid: str, row: Any | None, *, project_id: str |
 
     ``row`` is the consumer's locked row (None when there is none).  With
     ``check_generation`` (1.28+) the client's generation must match the
-    row's, or be null for a consumer that does not exist yet.  A consumer
-    type (1.38+) is created on first use.  Project and user changes are
-    applied later, by ``update_consumer``.
+    row's, or be null for a consumer that does not exist yet.  The consumer
+    type (1.38+) must exist already (``ensure_consumer_type``).  Project and
+    user changes are applied by ``finish``.
     """
-    if project_id is None:
-        project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
     if row is not None:
         if check_generation and row.generation != generation:
             raise generation_conflict(row.generation, generation)
-        if consumer_type is not None:
-            await ensure_consumer_type(conn, consumer_type)
         return ConsumerState(uuid, row.project_id, row.user_id, row.generation,
                              row.consumer_type)
     if check_generation and generation is not None:
         raise generation_conflict(None, generation)
-    if consumer_type is not None:
-        await ensure_consumer_type(conn, consumer_type)
-    await conn.execute(_insert_ignoring_duplicates(conn, C, {
-        "uuid": uuid, "project_id": project_id, "user_id": user_id, "generation": 0,
-        "consumer_type": consumer_type, "created_at": utcnow()}))
+    made = await insert_consumers(conn, [(uuid, project_id, user_id, consumer_type)])
+    if uuid in made:
+        return made[uuid]
     # A writer that created the same consumer concurrently (PostgreSQL) wins:
     # use its row, as Placement does on ConsumerExists.
-    found = (await conn.execute(select(C).where(C.c.uuid == uuid).with_for_update())).one()
+    found = (await lock_consumers(conn, [uuid]))[uuid]
     return ConsumerState(uuid, found.project_id, found.user_id, found.generation,
-                         found.consumer_type, created=True)
+                         found.consumer_type)
 
 
-async def update_consumer(conn, state: ConsumerState, project_id: str | None,
-                          user_id: str | None, consumer_type: str | None) -> None:
-    """Record a changed project/user (and, from 1.38, type) without a generation bump."""
+async def finish(conn, state: ConsumerState, project_id: str | None, user_id: str | None,
+                 consumer_type: str | None) -> None:
+    """The end of a write for a consumer: its generation one up (compare-and-swap),
+    with a changed project/user (and, from 1.38, type) in the same statement."""
+    if state.created:            # inserted as it ends (see the module's doc)
+        state.generation += 1
+        return
     if project_id is None:
         project_id, user_id = INCOMPLETE_PROJECT_ID, INCOMPLETE_USER_ID
     values: dict[str, Any] = {}
@@ -152,23 +192,15 @@ async def update_consumer(conn, state: ConsumerState, project_id: str | None,
         values.update(project_id=project_id, user_id=user_id)
     if consumer_type and consumer_type != state.consumer_type:
         values["consumer_type"] = consumer_type
-    if not values:
-        return
-    await conn.execute(update(C).where(C.c.uuid == state.uuid,
-                                       C.c.generation == state.generation)
-                       .values(updated_at=utcnow(), **values))
-    state.project_id = values.get("project_id", state.project_id)
-    state.user_id = values.get("user_id", state.user_id)
-    state.consumer_type = values.get("consumer_type", state.consumer_type)
-
-
-async def increment_generation(conn, state: ConsumerState) -> None:
     result = await conn.execute(
         update(C).where(C.c.uuid == state.uuid, C.c.generation == state.generation)
-        .values(generation=state.generation + 1, updated_at=utcnow()))
+        .values(generation=state.generation + 1, updated_at=utcnow(), **values))
     if result.rowcount != 1:
         raise ConcurrentUpdate()
     state.generation += 1
+    state.project_id = values.get("project_id", state.project_id)
+    state.user_id = values.get("user_id", state.user_id)
+    state.consumer_type = values.get("consumer_type", state.consumer_type)
 
 
 async def delete_if_no_allocations(conn, uuids: Iterable[str]) -> None:
@@ -176,6 +208,7 @@ async def delete_if_no_allocations(conn, uuids: Iterable[str]) -> None:
     wanted = list(set(uuids))
     if not wanted:
         return
-    await conn.execute(delete(C).where(and_(
-        C.c.uuid.in_(wanted),
+    stmt = cached_statement(conn, "drop", lambda _c: delete(C).where(and_(
+        C.c.uuid.in_(bindparam("uuids", expanding=True)),
         ~exists().where(A.c.consumer_uuid == C.c.uuid))))
+    await conn.execute(stmt, {"uuids": wanted})

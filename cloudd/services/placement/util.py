@@ -104,10 +104,13 @@ def error_media(request: web.Request) -> str:
 def json_response(request: web.Request, body: Any, status: int = 200,
                   last_modified: dt.datetime | None = None,
                   headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response with cache-control and last-modified from 1.15 on."""
+    """A JSON response with cache-control and last-modified from 1.15 on
+    (``body`` bytes: JSON already rendered)."""
     # A body of bytes: the content type is exactly application/json, as
     # Placement's (no charset parameter).
-    resp = web.Response(body=json.dumps(body).encode(), status=status,
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    resp = web.Response(body=body, status=status,
                         content_type="application/json", headers=headers)
     if microversion.at_least(request, 1, 15):
         resp.headers["cache-control"] = "no-cache"
