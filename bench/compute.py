@@ -288,6 +288,9 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
         for agent in agents:
             agent.stop()
         cloud.stop()
+        if spy is None:                 # a profile stays beside its run's files
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:
