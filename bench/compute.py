@@ -2,7 +2,8 @@
 """Compute at scale: 1,000 servers through the API against 10 fake agents.
 
     .venv/bin/python bench/compute.py [--servers N] [--agents N] [--backend sqlite|postgresql|both]
-                                      [--poll cheap|detail] [--profile]
+                                      [--poll cheap|detail] [--networks none|auto|omit]
+                                      [--profile]
 
 For each database: starts `cloudd serve` (no local agent) and N `cloudd agent`
 processes on the fake driver, then with concurrent clients creates the
@@ -165,13 +166,18 @@ async def watch(cloud: CloudProcess, headers: dict, project: str, servers: int,
 
 
 async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: int,
-                   poll: str = "cheap") -> dict:
+                   poll: str = "cheap", networks: str = "none") -> dict:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
         tok, project = await token(s, cloud)
         headers = {"X-Auth-Token": tok, **NOVA}
         await wait_hosts(s, cloud, headers, agents)
         image = await image_id(s, cloud, headers)
         body = {"server": {"name": "b", "imageRef": image, "flavorRef": "1"}}
+        create_headers = headers
+        if networks != "omit":
+            # 2.37: "none" boots without ports, "auto" with one on the default network.
+            body["server"]["networks"] = networks
+            create_headers = {**headers, "OpenStack-API-Version": "compute 2.37"}
         create_ms: list[float] = []
         queue = list(range(servers))
 
@@ -180,12 +186,13 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
                 queue.pop()
                 t0 = time.perf_counter()
                 async with s.post(cloud.url + "/compute/v2.1/servers", json=body,
-                                  headers=headers) as r:
+                                  headers=create_headers) as r:
                     await r.read()
                     if r.status != 202:
                         raise RuntimeError(f"create: {r.status} {await r.text()}")
                 create_ms.append((time.perf_counter() - t0) * 1000)
 
+        load0 = os.getloadavg()[0]
         cpu0 = cpu_seconds(cloud.proc.pid)
         creating = asyncio.Event()
         creating.set()
@@ -238,6 +245,8 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
             "scheduler_decisions_per_s": round(servers / placed_at, 1),
             "delete_all_seconds": round(deleted, 2),
             "serve_cpu_to_active_seconds": round(active_cpu, 2),
+            "serve_cpu_ms_per_server": round(active_cpu / servers * 1000, 1),
+            "load_at_start": round(load0, 2),
             "peak_rss_mb": round(vm_hwm_mb(cloud.proc.pid), 1)}
 
 
@@ -265,8 +274,9 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
     try:
         log(f"{backend}: {args.servers} servers, {args.agents} agents")
         result = asyncio.run(run_once(cloud, args.servers, args.agents, args.concurrency,
-                                      args.poll))
+                                      args.poll, args.networks))
         result["poll"] = args.poll
+        result["networks"] = args.networks
         result["backend"] = backend
         log(json.dumps(result))
         return result
@@ -278,6 +288,9 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
         for agent in agents:
             agent.stop()
         cloud.stop()
+        if spy is None:                 # a profile stays beside its run's files
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:
@@ -290,6 +303,11 @@ def main() -> int:
                         help="how to wait for ACTIVE: placement usages + a 1-item "
                              "BUILD list (default), or the full detail list as the "
                              "first version did")
+    parser.add_argument("--networks", choices=["none", "auto", "omit"], default="none",
+                        help="the servers' networks (microversion 2.37): none (default; "
+                             "the compute path alone, as the figures before the network "
+                             "service), auto (a port each on the default network, in the "
+                             "default security group), omit (2.1 without the key: auto)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the serve process with py-spy (pip install py-spy)")
     parser.add_argument("--profile-format", default="raw", choices=["raw", "flamegraph",
@@ -310,7 +328,7 @@ def main() -> int:
     (ROOT / "bench" / "compute-results.json").write_text(json.dumps(out, indent=2))
     cols = ["backend", "all_active_seconds", "create_p50_ms", "create_p99_ms",
             "list_detail_p50_ms", "list_detail_p99_ms", "scheduler_decisions_per_s",
-            "delete_all_seconds", "peak_rss_mb"]
+            "delete_all_seconds", "serve_cpu_ms_per_server", "peak_rss_mb", "load_at_start"]
     print(" | ".join(cols))
     for r in results:
         print(" | ".join(str(r[c]) for c in cols))

@@ -20,6 +20,7 @@ PING_AFTER_IDLE = 5.0
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("cloudd_in_write",
                                                                  default=False)
 TOUCHED = "cloudd_touched"   # connection info: tables a write transaction changed
+BEGIN_SEQ = "cloudd_begin_seq"   # connection info: Database.commit_seq when it began
 
 
 class Database:
@@ -62,6 +63,8 @@ class Database:
         # its commit (before write() returns), e.g. to refresh an in-memory
         # index of those tables. Hooks are synchronous and must not raise.
         self.commit_hooks: list[Callable[[set[str]], None]] = []
+        # Counts the write transactions that committed a change (table_cache.py).
+        self.commit_seq = 0
         event.listen(self.engine.sync_engine, "before_execute", _note_dml)
 
     def _lock(self) -> asyncio.Lock:
@@ -101,20 +104,24 @@ class Database:
             await conn.execution_options(**options)
             touched: set[str] = set()
             conn.info[TOUCHED] = touched
+            conn.info[BEGIN_SEQ] = self.commit_seq
             try:
                 async with conn.begin():
                     yield conn
             finally:
                 conn.info.pop(TOUCHED, None)
             if touched:
+                self.commit_seq += 1
                 for hook in self.commit_hooks:
                     hook(touched)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only snapshot; nothing in it is committed."""
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        async with self.engine.connect() as conn:
+            conn.info[BEGIN_SEQ] = self.commit_seq
+            async with conn.begin():
+                yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()

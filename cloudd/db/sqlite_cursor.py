@@ -11,7 +11,10 @@ and close are aiosqlite's own.
 
 The ``BEGIN`` a transaction starts with (``begin_later``) rides along with
 its first statement, and a transaction that ran no statement commits or
-rolls back without a trip at all (SQLite never saw it begin).
+rolls back without a trip at all (SQLite never saw it begin). Each trip
+also brings back whether SQLite is inside a transaction afterwards, so the
+rollback the pool issues when a connection is returned after its commit
+costs no trip either.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util.concurrency import await_
 
 _BEGIN = "_cloudd_begin"       # attribute of the aiosqlite connection: a BEGIN to send
+_OPEN = "_cloudd_open"         # attribute: False when SQLite is known to be outside a transaction
 
 
 def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool):
@@ -42,7 +46,7 @@ def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool):
             cur.execute(operation, parameters)
         description = cur.description
         rows = cur.fetchall() if description else ()
-        return description, rows, cur.rowcount, cur.lastrowid
+        return description, rows, cur.rowcount, cur.lastrowid, conn.in_transaction
     finally:
         cur.close()
 
@@ -92,11 +96,13 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def _call(self, operation, parameters, many: bool) -> None:
         aconn = self._connection
         begin = aconn.__dict__.pop(_BEGIN, None)
+        aconn.__dict__.pop(_OPEN, None)             # unknown until the trip is back
         try:
-            description, rows, rowcount, lastrowid = await_(
+            description, rows, rowcount, lastrowid, open_ = await_(
                 aconn._execute(_run, aconn._conn, begin, operation, parameters, many))
         except Exception as error:  # noqa: BLE001 - the adapter re-raises it as DBAPI's
             self._adapt_connection._handle_exception(error)
+        aconn.__dict__[_OPEN] = open_
         self._description = description
         self._rows = collections.deque(rows)
         self._rowcount = rowcount
@@ -124,12 +130,17 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self._connection.__dict__[_BEGIN] = statement
 
     def commit(self) -> None:
-        if self._connection.__dict__.pop(_BEGIN, None) is None:
+        state = self._connection.__dict__
+        if state.pop(_BEGIN, None) is None and state.get(_OPEN, True):
             super().commit()
+            state[_OPEN] = False
 
     def rollback(self) -> None:
-        if self._connection.__dict__.pop(_BEGIN, None) is None:
+        state = self._connection.__dict__
+        if state.pop(_BEGIN, None) is None and state.get(_OPEN, True):
+            state.pop(_OPEN, None)
             super().rollback()
+            state[_OPEN] = False
 
 
 def adopt(dbapi_conn) -> None:

@@ -97,3 +97,53 @@ async def test_one_statement_writes_commit_and_leave_the_pool_transactional(db):
                 raise RuntimeError("roll back")
     async with db.read() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar() == 8
+
+
+@pytest.mark.asyncio
+async def test_table_cache_drops_on_commits_and_never_keeps_a_straddling_load(db):
+    from cloudd.db.table_cache import TableCache
+    cache = TableCache(db, {"item"})
+    loads = []
+
+    async def load(conn):
+        loads.append(1)
+        return (await conn.execute(select(item.c.n).where(item.c.id == "a"))).scalar()
+
+    async with db.write() as conn:
+        await conn.execute(item.insert().values(id="a", n=1))
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 1
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 1
+    assert len(loads) == 1                          # kept
+    async with db.write() as conn:
+        await conn.execute(item.update().values(n=2))
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 2    # the commit dropped it
+    # A load inside a transaction that changed the table itself is not kept
+    # (it may roll back), and the rollback leaves the cache as it was.
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(item.update().values(n=3))
+            cache.clear()
+            assert await cache.get(conn, "a", load) == 3
+            raise RuntimeError("roll back")
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 2
+    # A load in a transaction that began before another write committed is
+    # not kept either: the next reader reads the database again.
+    cache.clear()
+    async with db.read() as reader:
+        async with db.write() as conn:
+            await conn.execute(item.update().values(n=4))
+        await cache.get(reader, "a", load)
+    count = len(loads)
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 4
+    assert len(loads) == count + 1
+    # Commits to other tables leave it alone.
+    async with db.write() as conn:
+        await conn.execute(text("SELECT 1"))
+    async with db.read() as conn:
+        assert await cache.get(conn, "a", load) == 4
+    assert len(loads) == count + 1

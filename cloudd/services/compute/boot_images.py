@@ -5,6 +5,11 @@ visibility and policy rules), be active, and fit the flavor (min_ram,
 min_disk, and the image's size within the root disk). What the driver needs
 is kept in the request spec: id, formats, sizes and the properties
 (kernel_id, ramdisk_id, os_type, hw_*...).
+
+The image's rows (and the caller's membership) come through the compute
+service's ``image_cache`` (cloudd/db/table_cache.py: dropped whenever an
+image table changes); visibility and ``get_image`` policy are checked for
+every request as Image's own lookup does.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cloudd.services.image import common as image_common
+from cloudd.services.image import image_store
 from cloudd.web.errors import ApiError
 
 GIB = 1024 ** 3
@@ -19,10 +25,9 @@ GIB = 1024 ** 3
 
 async def for_boot(conn, request: web.Request, image_id: str, flavor: dict) -> dict:
     """The image's boot description for the request spec; 400 when unusable."""
-    try:
-        image, _ = await image_common.lookup(conn, request, image_id)
-    except ApiError:
-        raise ApiError(400, f"Image {image_id} could not be found.") from None
+    image = await _visible_image(conn, request, image_id)
+    if image is None:
+        raise ApiError(400, f"Image {image_id} could not be found.")
     if image["status"] != "active":
         raise ApiError(400, f"Image {image_id} is not active.")
     if int(image.get("min_ram") or 0) > int(flavor["memory_mb"]):
@@ -42,3 +47,31 @@ async def for_boot(conn, request: web.Request, image_id: str, flavor: dict) -> d
             "container_format": image.get("container_format"),
             "size": image.get("size"), "min_ram": image.get("min_ram"),
             "min_disk": image.get("min_disk"), "properties": dict(image["properties"])}
+
+
+async def _visible_image(conn, request: web.Request, image_id: str) -> dict | None:
+    """image_common.lookup's answer (None for its 404), the rows read through
+    the cache."""
+    ctx = image_common.context(request)
+    cache = getattr(request.config_dict["cloud"].compute, "image_cache", None)
+
+    async def load_image(c):
+        return await image_store.get(c, image_id)
+
+    async def load_member(c):
+        return await image_store.member(c, image_id, ctx.project_id)
+
+    if cache is None:
+        image = await load_image(conn)
+    else:
+        image = await cache.get(conn, ("image", image_id), load_image)
+    if image is None:
+        return None
+    if cache is None:
+        member = await load_member(conn)
+    else:
+        member = await cache.get(conn, ("member", image_id, ctx.project_id), load_member)
+    if not image_common.visible(ctx, image, member) or \
+            not ctx.can("get_image", image_common.target(image, member)):
+        return None
+    return image

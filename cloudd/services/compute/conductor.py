@@ -126,6 +126,7 @@ class Step:
         self.next_state: str | None = None
         self._inline = False
         self._conn = None
+        self._from_state = "running"    # what the task's compare-and-swaps expect
 
     @property
     def action_id(self) -> str | None:
@@ -221,7 +222,7 @@ class Step:
         if attempts is not None:
             values["attempts"] = attempts
         res = await conn.execute(update(t.task).where(
-            t.task.c.id == self.task.id, t.task.c.state == "running",
+            t.task.c.id == self.task.id, t.task.c.state == self._from_state,
             t.task.c.step == self.task.step).values(**values))
         if res.rowcount != 1:
             raise Lost(self.task.id)
@@ -353,8 +354,10 @@ class Conductor(Actor):
         tried_inline = False
         try:
             async with self.compute.db.write() as conn:
+                # FOR UPDATE (PostgreSQL): the task is locked before anything
+                # else, as the API locks it, also when the step runs inline.
                 task = (await conn.execute(
-                    select(t.task).where(t.task.c.id == task_id))).first()
+                    select(t.task).where(t.task.c.id == task_id).with_for_update())).first()
                 if task is None or task.state not in OPEN_STATES:
                     return nothing
                 if task.state == "running" and task.lease_until and task.lease_until > now:
@@ -370,24 +373,29 @@ class Conductor(Actor):
                     return nothing
                 retried = task.state == "running"
                 lease = now + timedelta(seconds=LEASE_SECONDS)
-                res = await conn.execute(update(t.task).where(
-                    t.task.c.id == task.id, t.task.c.state == task.state,
-                    t.task.c.step == task.step).values(
-                        state="running", lease_until=lease, updated_at=now))
-                if res.rowcount != 1:
-                    return nothing
+                # An inline step moves the task straight on from waiting (its
+                # compare-and-swap expects waiting), so it is not set running first.
+                run_inline = inline and task.state == "waiting" and \
+                    (task.kind, task.step) in INLINE_STEPS and bool(results) and \
+                    all((r["result"] or {}).get("ok") for r in results)
+                if not run_inline:
+                    res = await conn.execute(update(t.task).where(
+                        t.task.c.id == task.id, t.task.c.state == task.state,
+                        t.task.c.step == task.step).values(
+                            state="running", lease_until=lease, updated_at=now))
+                    if res.rowcount != 1:
+                        return nothing
                 inst = None
                 if (task.kind, task.step) in PRELOAD_INSTANCE:
                     inst = (await conn.execute(select(t.instance).where(
                         t.instance.c.uuid == task.instance_uuid))).first()
-                was_waiting = task.state == "waiting"
                 task = _Row({**task._mapping, "state": "running", "lease_until": lease,
                              "updated_at": now})
-                if inline and was_waiting and (task.kind, task.step) in INLINE_STEPS \
-                        and results and all((r["result"] or {}).get("ok") for r in results):
+                if run_inline:
                     tried_inline = True
                     ctx = Step(self, task, results, inst)
                     ctx._inline, ctx._conn = True, conn
+                    ctx._from_state = "waiting"
                     await _step_function(task.kind, task.step)(ctx)
                     if not ctx.moved or ctx._conn is not None:
                         raise _NotInline("the step did not move the task in the transaction")

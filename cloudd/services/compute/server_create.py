@@ -216,6 +216,37 @@ async def _quota_count(conn, cfg, ctx, flavor: dict, lo: int, hi: int,
     return good
 
 
+async def _flavor(compute, conn, flavor_id: str, project_id: str, is_admin: bool):
+    """The flavor snapshot (``instance.flavor``) if the caller may boot it, else
+    None; read through the compute service's flavor cache. A fresh dict."""
+    async def load(c):
+        frow = await flavor_store.get_visible(c, flavor_id, project_id, is_admin)
+        if frow is None or frow.disabled:
+            return None
+        return {"id": frow.id, "name": frow.name, "vcpus": frow.vcpus,
+                "memory_mb": frow.memory_mb, "root_gb": frow.root_gb,
+                "ephemeral_gb": frow.ephemeral_gb, "swap": frow.swap,
+                "rxtx_factor": frow.rxtx_factor, "is_public": bool(frow.is_public),
+                "description": frow.description,
+                "extra_specs": await flavor_store.extra_specs(c, flavor_id)}
+    cache = getattr(compute, "flavor_cache", None)
+    key = (flavor_id, None if is_admin else project_id)
+    found = await (cache.get(conn, key, load) if cache is not None else load(conn))
+    if found is None:
+        return None
+    return {**found, "extra_specs": dict(found["extra_specs"])}
+
+
+async def _limits(compute, conn, cfg, project_id: str) -> dict[str, int]:
+    """quota_store.limits_for, read through the compute service's quota cache."""
+    async def load(c):
+        return await quota_store.limits_for(c, cfg, project_id)
+    cache = getattr(compute, "quota_cache", None)
+    if cache is None:
+        return await load(conn)
+    return dict(await cache.get(conn, project_id, load))
+
+
 async def create(request: web.Request) -> web.Response:
     ctx = common.context(request)
     cloud = common.cloud(request)
@@ -286,15 +317,10 @@ async def create(request: web.Request) -> web.Response:
     created: list[tuple[str, str]] = []
     reservation_id = "r-" + secrets.token_hex(4)
     async with cloud.db.write() as conn:
-        frow = await flavor_store.get_visible(conn, flavor_id, ctx.project_id, is_admin)
-        if frow is None or frow.disabled:
+        compute = common.compute(request)
+        flavor = await _flavor(compute, conn, flavor_id, ctx.project_id, is_admin)
+        if flavor is None:
             raise ApiError(400, f"Flavor {flavor_id} could not be found.")
-        flavor = {"id": frow.id, "name": frow.name, "vcpus": frow.vcpus,
-                  "memory_mb": frow.memory_mb, "root_gb": frow.root_gb,
-                  "ephemeral_gb": frow.ephemeral_gb, "swap": frow.swap,
-                  "rxtx_factor": frow.rxtx_factor, "is_public": bool(frow.is_public),
-                  "description": frow.description,
-                  "extra_specs": await flavor_store.extra_specs(conn, flavor_id)}
         if int(flavor["root_gb"]) == 0 and not bdms and \
                 not ctx.can(SERVERS % "create:zero_disk_flavor", target):
             raise ApiError(403, "Only volume-backed servers are allowed for flavors with "
@@ -309,7 +335,7 @@ async def create(request: web.Request) -> web.Response:
                 raise ApiError(400, "Invalid key_name provided.")
             key_data = key.public_key
         image = await boot_images.for_boot(conn, request, image_ref, flavor)
-        limits = await quota_store.limits_for(conn, cfg, ctx.project_id)
+        limits = await _limits(compute, conn, cfg, ctx.project_id)
         await check_metadata_quota(conn, cfg, ctx.project_id, metadata, limits)
         group = await _group_for(conn, ctx, is_admin, hints)
         await _validate_networks(cloud, conn, ctx.project_id, networks, sec_groups)
@@ -360,7 +386,6 @@ async def create(request: web.Request) -> web.Response:
                 request_id=ctx.request_id, project_id=ctx.project_id, user_id=ctx.user_id,
                 new_instance=True)
             created.append((uuid, task_id))
-    compute = common.compute(request)
     for _, task_id in created:
         compute.wake(task_id)
 

@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy import event
 
+from cloudd.db.table_cache import TableCache
 from cloudd.services.compute.agent_hub import AgentHub
 from cloudd.services.compute.conductor import Conductor
 from cloudd.services.compute.scheduler import Scheduler
@@ -28,6 +29,13 @@ class ComputeService:
         self.scheduler = Scheduler(self)
         self.hub = AgentHub(self)
         self.conductor = Conductor(self)
+        # Rows every server create reads and hardly anything writes; each is
+        # dropped when a write of this process changes one of its tables.
+        self.flavor_cache = TableCache(cloud.db, {"flavor", "flavor_extra_spec",
+                                                  "flavor_project"})
+        self.quota_cache = TableCache(cloud.db, {"quota", "quota_class"})
+        self.image_cache = TableCache(cloud.db, {"image", "image_property", "image_tag",
+                                                 "image_member"})
 
     def actors(self) -> list:
         """The actors the cloud's supervisor runs for compute."""
