@@ -1,4 +1,4 @@
-"""Storage: schema.sql vs tables.py, migrations, SQLite settings, the db CLI,
+"""Storage: schema.sql vs cloudd/db/tables/, migrations, SQLite settings, the db CLI,
 concurrent writers and foreign keys, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def set_version(db: Database, version: int) -> None:
         await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
 
 
-# --- (a) schema.sql matches tables.py --------------------------------------------
+# --- (a) schema.sql matches cloudd/db/tables/ --------------------------------------------
 
 def _reflect(sync_conn) -> dict:
     insp = inspect(sync_conn)
@@ -99,7 +99,7 @@ async def test_schema_matches_tables(ready):
         wrong_nullability += [f"{name}.{col}" for col, nullable in want["columns"].items()
                               if got["columns"][col] != nullable]
     assert not wrong_nullability, (
-        "nullable in the database but NOT NULL in tables.py (or the reverse): "
+        "nullable in the database but NOT NULL in cloudd/db/tables/ (or the reverse): "
         + ", ".join(wrong_nullability))
 
 @pytest.mark.asyncio
