@@ -10,12 +10,12 @@ import pytest
 import pytest_asyncio
 
 from cloudd.db import tables as t
-from cloudd.services.compute.scheduler import (
-    NoValidHost,
+from cloudd.services.compute.schedule_request import (
     placement_query,
     resources_from_flavor,
     spec_matches,
 )
+from cloudd.services.compute.scheduler import NoValidHost
 from cloudd.services.compute.tasks import utcnow
 from tests.compute.conductor_sim import TINY, Sim
 

@@ -54,7 +54,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from cloudd.db import tables as t
-from cloudd.services.compute import aggregate_store, hosts
+from cloudd.services.compute import aggregate_store, hosts, schedule_request
 from cloudd.services.compute.tasks import utcnow
 from cloudd.services.placement import allocation_store
 from cloudd.services.placement.consumers import ConcurrentUpdate
@@ -62,8 +62,6 @@ from cloudd.web.errors import ApiError
 
 log = logging.getLogger("cloudd.compute.scheduler")
 
-MAX_PLACEMENT_RESULTS = 1000          # Nova's [scheduler] max_placement_results
-AGG_SCOPE = "aggregate_instance_extra_specs"
 NOT_ENOUGH_HOSTS = "There are not enough hosts available."
 SNAPSHOT_SECONDS = 2.0
 BATCH = 50                            # requests decided and claimed together
@@ -137,72 +135,6 @@ def _as_dict(row) -> dict:
     return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
 
 
-def resources_from_flavor(flavor: dict) -> dict[str, int]:
-    """Nova's resources_from_flavor: VCPU, MEMORY_MB, DISK_GB (root + ephemeral +
-    swap in GB rounded up), then ``resources:RC=N`` extra specs override."""
-    swap_gb = (int(flavor.get("swap") or 0) + 1023) // 1024
-    res = {"VCPU": int(flavor.get("vcpus") or 0),
-           "MEMORY_MB": int(flavor.get("memory_mb") or 0),
-           "DISK_GB": int(flavor.get("root_gb") or 0) + int(flavor.get("ephemeral_gb") or 0)
-           + swap_gb}
-    for key, value in (flavor.get("extra_specs") or {}).items():
-        if key.startswith("resources:") and "resources" not in key[10:]:
-            try:
-                res[key[len("resources:"):]] = int(value)
-            except (TypeError, ValueError):
-                continue
-    return {rc: n for rc, n in res.items() if n > 0}
-
-
-def placement_query(flavor: dict) -> dict[str, Any]:
-    """GET /allocation_candidates parameters for a flavor."""
-    resources = resources_from_flavor(flavor)
-    query: dict[str, Any] = {
-        "resources": ",".join(f"{rc}:{n}" for rc, n in resources.items()),
-        "limit": str(MAX_PLACEMENT_RESULTS)}
-    required = []
-    for key, value in (flavor.get("extra_specs") or {}).items():
-        if key.startswith("trait:"):
-            if value == "required":
-                required.append(key[6:])
-            elif value == "forbidden":
-                required.append("!" + key[6:])
-    if required:
-        query["required"] = ",".join(required)
-    return query
-
-
-def spec_matches(value: str | None, req: str) -> bool:
-    """Nova's extra_specs_ops.match for one aggregate value."""
-    ops = {
-        "=": lambda x, y: float(x) >= float(y),
-        "<in>": lambda x, y: y in x,
-        "<all-in>": lambda x, y: all(v in x for v in y.split()),
-        "==": lambda x, y: float(x) == float(y),
-        "!=": lambda x, y: float(x) != float(y),
-        ">=": lambda x, y: float(x) >= float(y),
-        "<=": lambda x, y: float(x) <= float(y),
-        "s==": lambda x, y: x == y, "s!=": lambda x, y: x != y,
-        "s<": lambda x, y: x < y, "s<=": lambda x, y: x <= y,
-        "s>": lambda x, y: x > y, "s>=": lambda x, y: x >= y,
-    }
-    words = req.split()
-    op = words.pop(0) if words else None
-    if op != "<or>" and op not in ops:
-        return value == req
-    if value is None:
-        return False
-    if op == "<or>":
-        options = [w for i, w in enumerate(words) if i % 2 == 0]
-        return value in options
-    if not words:
-        return False
-    try:
-        return ops[op](value, " ".join(words) if op == "<all-in>" else words[0])
-    except ValueError:
-        return False
-
-
 def _normalise(values: list[float]) -> list[float]:
     if not values:
         return []
@@ -236,7 +168,7 @@ class Scheduler:
         flavor = flavor if flavor is not None else _json(inst.get("flavor"), {})
         spec = spec if spec is not None else _json(inst.get("request_spec"), {})
         consumer = consumer or inst["uuid"]
-        if not _needs_db(flavor, spec):
+        if not schedule_request.needs_db(flavor, spec):
             # Decided with the others waiting, claimed in one placement write.
             fut: asyncio.Future = asyncio.get_running_loop().create_future()
             self._batch.append((inst, flavor, spec, consumer, fut))
@@ -296,7 +228,7 @@ class Scheduler:
             if rest or fut.done():
                 rest.append(item)
                 continue
-            query = placement_query(flavor)
+            query = schedule_request.placement_query(flavor)
             key = json.dumps(query, sort_keys=True)
             snap = self._snapshot
             if snap is None or snap.key != key or \
@@ -352,7 +284,7 @@ class Scheduler:
 
     async def _select(self, inst: dict, flavor: dict, spec: dict, consumer: str) -> Selection:
         cfg = self.compute.config
-        query = placement_query(flavor)
+        query = schedule_request.placement_query(flavor)
         key = json.dumps(query, sort_keys=True)
         snap = self._snapshot
         if snap is not None and (snap.key != key or
@@ -384,7 +316,7 @@ class Scheduler:
 
     async def _decide(self, cfg, snap: _Snapshot, inst: dict, flavor: dict, spec: dict,
                       consumer: str) -> Selection:
-        if _needs_db(flavor, spec):
+        if schedule_request.needs_db(flavor, spec):
             async with self.compute.db.read() as conn:
                 passed = await self._passing(cfg, snap, inst, flavor, spec, conn)
         else:
@@ -479,7 +411,7 @@ class Scheduler:
         tried = set(spec.get("tried_hosts") or [])
         if tried:
             steps.append(("RetryFilter", lambda h: h.host not in tried))
-        zone, forced_host, forced_node = _requested_zone(spec)
+        zone, forced_host, forced_node = schedule_request.requested_zone(spec)
         if zone:
             default = cfg.compute.default_availability_zone
             steps.append(("AvailabilityZoneFilter",
@@ -497,21 +429,21 @@ class Scheduler:
                 limit = int((group["rules"] or {}).get("max_server_per_host") or 1)
                 steps.append(("ServerGroupAntiAffinityFilter",
                               lambda h: counts.get(h.host, 0) < limit))
-        same = _uuid_list(hints.get("same_host"))
+        same = schedule_request.uuid_list(hints.get("same_host"))
         if same:
             same_hosts = await self._hosts_of(conn, same)
             steps.append(("SameHostFilter", lambda h: h.host in same_hosts))
-        different = _uuid_list(hints.get("different_host"))
+        different = schedule_request.uuid_list(hints.get("different_host"))
         if different:
             diff_hosts = await self._hosts_of(conn, different)
             steps.append(("DifferentHostFilter", lambda h: h.host not in diff_hosts))
-        wanted = {k[len(AGG_SCOPE) + 1:]: v
+        wanted = {k[len(schedule_request.AGG_SCOPE) + 1:]: v
                   for k, v in (flavor.get("extra_specs") or {}).items()
-                  if k.startswith(AGG_SCOPE + ":")}
+                  if k.startswith(schedule_request.AGG_SCOPE + ":")}
         if wanted:
-            meta = await _aggregate_metadata(conn, {h.host for h in cands})
+            meta = await schedule_request.aggregate_metadata(conn, {h.host for h in cands})
             steps.append(("AggregateInstanceExtraSpecsFilter",
-                          lambda h: all(any(spec_matches(v, req)
+                          lambda h: all(any(schedule_request.spec_matches(v, req)
                                             for v in meta.get(h.host, {}).get(key, ()))
                                         for key, req in wanted.items())))
         passed = cands
@@ -543,7 +475,7 @@ class Scheduler:
 
     # -- helpers -------------------------------------------------------------------
     async def _group(self, conn, inst: dict, spec: dict) -> dict | None:
-        if not _group_ref(spec):
+        if not schedule_request.group_ref(spec):
             return None     # membership rows are written only with a group in the spec
         sg, member = t.server_group, t.server_group_member
         row = (await conn.execute(select(sg).join(member, member.c.group_id == sg.c.id)
@@ -606,18 +538,6 @@ def _free(summaries: dict, rp: str, rc: str) -> float:
     return float(r.get("capacity", 0)) - float(r.get("used", 0))
 
 
-def _group_ref(spec: dict):
-    return spec.get("group") or (spec.get("scheduler_hints") or {}).get("group")
-
-
-def _needs_db(flavor: dict, spec: dict) -> bool:
-    """Whether filtering this request reads anything beyond the snapshot."""
-    hints = spec.get("scheduler_hints") or {}
-    return bool(_group_ref(spec) or hints.get("same_host") or hints.get("different_host")
-                or any(k.startswith(AGG_SCOPE + ":")
-                       for k in (flavor.get("extra_specs") or {})))
-
-
 class _ServiceView:
     """The compute service columns hosts.is_up reads, from a joined row."""
 
@@ -629,34 +549,3 @@ class _ServiceView:
         self.updated_at = row.svc_updated_at
         self.created_at = row.svc_created_at
 
-
-def _requested_zone(spec: dict) -> tuple[str | None, str | None, str | None]:
-    zone = spec.get("availability_zone") or None
-    forced_host = spec.get("requested_host") or spec.get("force_host") or None
-    forced_node = (spec.get("requested_hypervisor_hostname") or spec.get("force_node")
-                   or None)
-    if zone and ":" in zone:
-        parts = zone.split(":")
-        zone = parts[0] or None
-        if len(parts) > 1 and parts[1]:
-            forced_host = parts[1]
-        if len(parts) > 2 and parts[2]:
-            forced_node = parts[2]
-    return zone, forced_host, forced_node
-
-
-def _uuid_list(value) -> list[str]:
-    if not value:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-async def _aggregate_metadata(conn, host_names: set[str]) -> dict[str, dict[str, set[str]]]:
-    """{host: {key: {values across its aggregates}}}."""
-    ah, am = t.aggregate_host, t.aggregate_metadata
-    out: dict[str, dict[str, set[str]]] = {}
-    for r in await conn.execute(select(ah.c.host, am.c.meta_key, am.c.meta_value)
-                                .join(am, am.c.aggregate_id == ah.c.aggregate_id)
-                                .where(ah.c.host.in_(host_names))):
-        out.setdefault(r.host, {}).setdefault(r.meta_key, set()).add(r.meta_value)
-    return out
