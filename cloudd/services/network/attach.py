@@ -9,11 +9,11 @@ import ipaddress
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import port_ops, quotas, secgroups, store, vifs
+from cloudd.services.network import ipam, port_ops, quotas, secgroups, store, vifs
 from cloudd.services.network.common import utcnow
 from cloudd.web.errors import ApiError
 
-P, S = t.port, t.subnet
+P = t.port
 
 
 def _not_found_network(net_id: str) -> ApiError:
@@ -42,15 +42,11 @@ async def _check_ip(conn, net: dict, address: str) -> None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         raise ApiError(400, f"{address} is not a valid IP v4/6 address.") from None
-    subnets = await store.subnets(conn, S.c.network_id == net["id"])
-    subnet = next((s for s in subnets if ip in ipaddress.ip_network(s["cidr"])), None)
+    subnet, holder = await ipam.holder_of(conn, net["id"], ip)
     if subnet is None:
         raise ApiError(400, f"Fixed IP {address} is not a valid ip address for network "
                             f"{net['id']}.")
-    A = t.ip_allocation
-    held = (await conn.execute(sa.select(A.c.port_id).where(
-        A.c.subnet_id == subnet["id"], A.c.ip_address == str(ip)))).first()
-    if held is not None:
+    if holder is not None:
         raise ApiError(409, f"Fixed IP {address} is already in use.")
 
 

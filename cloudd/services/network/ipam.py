@@ -320,3 +320,18 @@ async def store(conn, port_id: str, network_id: str, fixed_ips: list[dict]) -> N
         await conn.execute(A.insert().values(port_id=port_id, subnet_id=item["subnet_id"],
                                              network_id=network_id,
                                              ip_address=item["ip_address"]))
+
+
+async def holder_of(conn, network_id: str, ip) -> tuple[dict | None, str | None]:
+    """The subnet of the network that address ``ip`` falls in (None: none of
+    them) and the device id of the port holding it (None: free)."""
+    subnets = (await conn.execute(sa.select(t.subnet).where(
+        t.subnet.c.network_id == network_id))).mappings().all()
+    subnet = next((dict(s) for s in subnets if ip in ipaddress.ip_network(s["cidr"])), None)
+    if subnet is None:
+        return None, None
+    A, P = t.ip_allocation, t.port
+    row = (await conn.execute(
+        sa.select(P.c.device_id).select_from(A.join(P, P.c.id == A.c.port_id))
+        .where(A.c.subnet_id == subnet["id"], A.c.ip_address == str(ip)))).first()
+    return subnet, (None if row is None else row.device_id)

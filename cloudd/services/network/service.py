@@ -13,11 +13,11 @@ import ipaddress
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import attach, port_ops, quotas, secgroups, store, vifs
+from cloudd.services.network import attach, ipam, port_ops, quotas, secgroups, store, vifs
 from cloudd.services.network.common import utcnow
 from cloudd.web.errors import ApiError
 
-N, P, S, G = t.network, t.port, t.subnet, t.security_group
+N, P, G = t.network, t.port, t.security_group
 
 
 class NetworkService:
@@ -119,18 +119,13 @@ class NetworkService:
             ip = ipaddress.ip_address(address)
         except ValueError:
             raise ApiError(400, f"Invalid fixed IP address ({address})") from None
-        subnets = await store.subnets(conn, S.c.network_id == net["id"])
-        subnet = next((s for s in subnets if ip in ipaddress.ip_network(s["cidr"])), None)
+        subnet, holder = await ipam.holder_of(conn, net["id"], ip)
         if subnet is None:
             raise ApiError(400, f"Fixed IP address {address} is not valid on network "
                                 f"{net['id']}.")
-        A = t.ip_allocation
-        holder = (await conn.execute(
-            sa.select(P.c.device_id).select_from(A.join(P, P.c.id == A.c.port_id))
-            .where(A.c.subnet_id == subnet["id"], A.c.ip_address == str(ip)))).first()
         if holder is not None:
             raise ApiError(400, f"Fixed IP address {address} is already in use on "
-                                f"instance {holder.device_id}.")
+                                f"instance {holder}.")
 
     async def validate_security_groups(self, conn, project_id: str, names) -> None:
         """Each name or id names exactly one of the project's groups (400/409)."""
