@@ -58,7 +58,9 @@ async def forget_tag(ctx, conn, port_id: str) -> None:
         await ctx.update_instance(conn, request_spec=json.dumps(spec))
 
 
-async def attach_start(ctx) -> None:
+async def _start(ctx, event: str, op: str, *, give_back: bool, **args) -> None:
+    """The command ``op`` to the instance's host with the port's vif as it is
+    now; no host: a fault (the port given back when ``give_back``)."""
     port_id = ctx.payload["port_id"]
     async with ctx.txn() as conn:
         inst = await ctx.instance(conn)
@@ -66,15 +68,20 @@ async def attach_start(ctx) -> None:
             await ctx.finish(conn, ok=False)
             return
         if not inst.host:
-            await _give_back(ctx, conn, port_id)
+            if give_back:
+                await _give_back(ctx, conn, port_id)
             await fail(ctx, conn, f"Instance {inst.uuid} is not on any host.",
-                       event=EV_ATTACH, vm_state=None)
+                       event=event, vm_state=None)
             return
         vif = await _fresh_vif(ctx, conn, port_id, ctx.payload.get("vif") or {})
-        await rec.event_start(conn, ctx.action_id, EV_ATTACH, host=inst.host)
+        await rec.event_start(conn, ctx.action_id, event, host=inst.host)
         ctx.payload["_host"] = inst.host
-        await ctx.enqueue(conn, inst.host, "attach_interface", {"uuid": inst.uuid, "vif": vif})
+        await ctx.enqueue(conn, inst.host, op, {"uuid": inst.uuid, **args, "vif": vif})
         await ctx.wait(conn, "finish")
+
+
+async def attach_start(ctx) -> None:
+    await _start(ctx, EV_ATTACH, "attach_interface", give_back=True)
 
 
 async def attach_finish(ctx) -> None:
@@ -95,22 +102,8 @@ async def attach_finish(ctx) -> None:
 
 
 async def detach_start(ctx) -> None:
-    port_id = ctx.payload["port_id"]
-    async with ctx.txn() as conn:
-        inst = await ctx.instance(conn)
-        if inst is None or inst.deleted:
-            await ctx.finish(conn, ok=False)
-            return
-        if not inst.host:
-            await fail(ctx, conn, f"Instance {inst.uuid} is not on any host.",
-                       event=EV_DETACH, vm_state=None)
-            return
-        vif = await _fresh_vif(ctx, conn, port_id, ctx.payload.get("vif") or {})
-        await rec.event_start(conn, ctx.action_id, EV_DETACH, host=inst.host)
-        ctx.payload["_host"] = inst.host
-        await ctx.enqueue(conn, inst.host, "detach_interface",
-                          {"uuid": inst.uuid, "port_id": port_id, "vif": vif})
-        await ctx.wait(conn, "finish")
+    await _start(ctx, EV_DETACH, "detach_interface", give_back=False,
+                 port_id=ctx.payload["port_id"])
 
 
 async def detach_finish(ctx) -> None:
