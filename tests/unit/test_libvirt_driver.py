@@ -18,7 +18,8 @@ from cloudd.drivers.libvirt.imagecache import ImageCache
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed "
                               "(make test installs cloudd[libvirt])")
 
-from cloudd.drivers.libvirt.driver import LibvirtDriver, detect_virt_type
+from cloudd.drivers.libvirt.driver import LibvirtDriver
+from cloudd.drivers.libvirt.virt_type import detect_virt_type
 
 
 def spec(**kw) -> InstanceSpec:
