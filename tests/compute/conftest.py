@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cloudd.config import Config
 from cloudd.server import Cloud
 from cloudd.web.app import build_listener
+from tests.compute.conductor_sim import Sim
 
 BACKENDS = ["sqlite", "postgresql"]
 # Public, active images every compute API test cloud has (uploaded through
@@ -111,3 +112,21 @@ async def call(api, method, path, body=None, *, token="admin", version="2.1",
     if status is not None:
         assert resp.status == status, (resp.status, data)
     return resp, data
+
+
+@pytest_asyncio.fixture
+async def real(make_api):
+    """(api, sim, neutron): a cloud with its own network service, builds run
+    by the conductor with the simulated agent of host1 (``sim``), and its
+    Neutron API as ``neutron`` (a client on the same cloud's network
+    listener)."""
+    api = await make_api({"runtime": {"sync_cast": True}})
+    await api.cloud.supervisor.quiesce()
+    api.woken = []
+    api.cloud.compute.wake = api.woken.append
+    sim = Sim(api.cloud)
+    await sim.add_host("host1")
+    neutron = TestClient(TestServer(build_listener(api.cloud, "network")))
+    await neutron.start_server()
+    yield api, sim, neutron
+    await neutron.close()

@@ -9,13 +9,9 @@ import asyncio
 import json
 
 import pytest
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from cloudd.db import tables as t
-from cloudd.web.app import build_listener
-from tests.compute.conductor_sim import Sim
 from tests.compute.conftest import call
 from tests.compute.test_server_networks import (
     ALICE,
@@ -29,22 +25,6 @@ from tests.compute.test_server_networks import (
 )
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def real(make_api):
-    """(api, sim, neutron) as in test_server_networks: the cloud's own network
-    service, simulated agents on host1, the Neutron API as ``neutron``."""
-    api = await make_api({"runtime": {"sync_cast": True}})
-    await api.cloud.supervisor.quiesce()
-    api.woken = []
-    api.cloud.compute.wake = api.woken.append
-    sim = Sim(api.cloud)
-    await sim.add_host("host1")
-    neutron = TestClient(TestServer(build_listener(api.cloud, "network")))
-    await neutron.start_server()
-    yield api, sim, neutron
-    await neutron.close()
 
 
 async def attach(env, uuid, body, *, version="2.1", status=200, token=ALICE):

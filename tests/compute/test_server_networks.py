@@ -15,11 +15,9 @@ import json
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from cloudd.db import tables as t
-from cloudd.web.app import build_listener
 from cloudd.web.errors import ApiError
 from tests.compute.conductor_sim import Sim
 from tests.compute.conftest import IMAGE, IMAGE_ALT, call
@@ -347,22 +345,6 @@ async def test_ports_changed_enqueues_network_update_per_placed_instance(env):
 
 
 # -- with the real network service (cloudd.services.network) ----------------------------
-
-@pytest_asyncio.fixture
-async def real(make_api):
-    """(api, sim, neutron): the cloud's own network service, its Neutron API
-    as ``neutron`` (a client on the network listener of the same cloud)."""
-    api = await make_api({"runtime": {"sync_cast": True}})
-    await api.cloud.supervisor.quiesce()
-    api.woken = []
-    api.cloud.compute.wake = api.woken.append
-    sim = Sim(api.cloud)
-    await sim.add_host("host1")
-    neutron = TestClient(TestServer(build_listener(api.cloud, "network")))
-    await neutron.start_server()
-    yield api, sim, neutron
-    await neutron.close()
-
 
 async def nq(neutron, method, path, body=None, *, token=ALICE, status=None):
     hdrs = {"X-Auth-Token": token}
