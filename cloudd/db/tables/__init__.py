@@ -35,6 +35,7 @@ from cloudd.db.tables.console import (
     console_auth_token,
 )
 from cloudd.db.tables.identity import (
+    GLOBAL_ROLE_DOMAIN,
     application_credential,
     application_credential_role,
     domain,
@@ -75,6 +76,7 @@ from cloudd.db.tables.placement import (
 )
 
 __all__ = [
+    "GLOBAL_ROLE_DOMAIN",
     "agent_command",
     "agent_credential",
     "aggregate",
