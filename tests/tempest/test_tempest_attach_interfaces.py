@@ -19,12 +19,8 @@ import subprocess
 
 import pytest
 
-from cloudd.services.network import extensions
 from cloudd.testing import tempest
-from cloudd.testing.agents import AgentProcess
-from cloudd.testing.process import CloudProcess
-from tests.conftest import FAST
-from tests.tempest.test_tempest_compute import HOSTS, upload_image, wait_for_hosts
+from tests.tempest.fake_cloud import tempest_cloud
 
 MODULE = '''
 from tempest.api.compute.servers import test_attach_interfaces as t
@@ -58,26 +54,7 @@ class AttachInterfacesV270Test(NoSsh, t.AttachInterfacesV270Test):
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory) -> dict[str, dict]:
-    if not tempest.TEMPEST.exists():
-        msg = f"Tempest is not installed in {tempest.VENV} (make test installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    base = tmp_path_factory.mktemp("tempest-attach")
-    cloud = CloudProcess(base / "data", env={
-        **FAST, "CLOUDD_COMPUTE__LOCAL_AGENT": "none",
-        "CLOUDD_COMPUTE__HEARTBEAT_INTERVAL": "2"}).start()
-    agents = [AgentProcess(cloud, host).start() for host in HOSTS]
-    try:
-        wait_for_hosts(cloud, len(HOSTS))
-        ws = base / "workspace"
-        tempest.init_workspace(ws)
-        conf_path = tempest.write_conf(
-            ws, url=cloud.url, admin=cloud.admin_auth(),
-            image_ref=upload_image(cloud, "tempest-image"),
-            image_ref_alt=upload_image(cloud, "tempest-image-alt"),
-            min_compute_nodes=len(HOSTS),
-            network_extensions=[e[0] for e in extensions.EXTENSIONS])
+    with tempest_cloud(tmp_path_factory.mktemp("tempest-attach")) as (ws, conf_path):
         conf = configparser.ConfigParser(interpolation=None)
         conf.read(conf_path)
         conf["validation"] = {"run_validation": "true", "connect_method": "fixed",
@@ -95,10 +72,6 @@ def outcome(tmp_path_factory) -> dict[str, dict]:
                                 check=True)
         return {test_id.split("[")[0].rsplit(".", 1)[-1]: rec
                 for test_id, rec in json.loads(parsed.stdout).items()}
-    finally:
-        for agent in agents:
-            agent.stop()
-        cloud.stop()
 
 
 def test_tempest_attach_interface_tests_pass(outcome, record_property):
