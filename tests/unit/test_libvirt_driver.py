@@ -160,3 +160,15 @@ async def test_a_config_drive_that_is_not_base64_fails_the_spawn_clearly(driver)
     s = spec(config_drive={"files": {"openstack/latest/meta_data.json": "not base64!"}})
     with pytest.raises(DriverError, match="config drive"):
         await driver.spawn(s)
+
+
+@pytest.mark.asyncio
+async def test_guests_of_another_agent_on_the_same_libvirtd_are_not_listed(driver):
+    mine, theirs = spec(), spec()
+    await driver.spawn(mine)
+    await driver.spawn(theirs)
+    # a domain whose files live under another instances_dir (another cloud's
+    # agent on this libvirtd): not this driver's, so never reported as an orphan
+    shutil.rmtree(driver.instances_dir / theirs.uuid)
+    assert set(await states(driver)) == {mine.uuid}
+    assert f"cloudd-{theirs.uuid}" in [d.name() for d in driver.conn.listAllDomains(0)]

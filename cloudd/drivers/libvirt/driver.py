@@ -328,14 +328,18 @@ class LibvirtDriver(Driver):
                                        "virt_type": self.virt_type})
 
     async def list_instances(self) -> list[InstanceInfo]:
+        """This driver's guests: ``cloudd-`` domains with a directory under its
+        instances_dir (another cloud's agent on the same libvirtd has its own
+        directory, and its guests are not this one's orphans)."""
         domains = await self._call(self._conn().listAllDomains, 0)
         out = []
         for dom in domains:
             name = dom.name()
-            if name.startswith(NAME_PREFIX):
+            uuid = name[len(NAME_PREFIX):]
+            if name.startswith(NAME_PREFIX) and \
+                    await asyncio.to_thread(self._dir(uuid).is_dir):
                 state, _ = await self._call(dom.state)
-                out.append(InstanceInfo(name[len(NAME_PREFIX):],
-                                        _POWER.get(state, PowerState.NOSTATE)))
+                out.append(InstanceInfo(uuid, _POWER.get(state, PowerState.NOSTATE)))
         return out
 
     # --- guests ---------------------------------------------------------------------
