@@ -289,8 +289,9 @@ async def test_locked_server_delete_is_409_for_members(api):
     await call(api, "DELETE", f"/v2.1/servers/{uuid}", token="admin", status=204)
 
 
-async def test_detail_of_many_servers_is_fast(api):
-    import time
+async def test_detail_of_many_servers_reads_them_in_a_fixed_number_of_statements(api):
+    """No statement per server (the speed itself is benchmarked in bench/)."""
+    from sqlalchemy import event
     now = None
     async with api.cloud.db.write() as conn:
         from cloudd.services.compute.tasks import utcnow
@@ -305,9 +306,17 @@ async def test_detail_of_many_servers_is_fast(api):
                 vm_state="active", reservation_id="r-x", created_at=now))
             await conn.execute(t.instance_metadata.insert().values(
                 instance_uuid=uuid, meta_key="k", meta_value=str(i)))
-    start = time.monotonic()
-    _, data = await call(api, "GET", "/v2.1/servers/detail", token=ALICE, version="2.96",
-                         status=200)
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(api.cloud.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        _, data = await call(api, "GET", "/v2.1/servers/detail", token=ALICE,
+                             version="2.96", status=200)
+    finally:
+        event.remove(api.cloud.db.engine.sync_engine, "before_cursor_execute", count)
     assert len(data["servers"]) == 300
     assert {s["metadata"]["k"] for s in data["servers"]} == {str(i) for i in range(300)}
-    assert time.monotonic() - start < 2.0
+    assert 0 < len(statements) < 20, statements
