@@ -96,13 +96,16 @@ def _http_message(exc: web.HTTPException) -> str:
     return exc.reason
 
 
-async def read_json(request: web.Request) -> dict:
-    """The request body as a JSON object, or a 400 in the API's own format."""
+async def read_json(request: web.Request, *, empty_ok: bool = False) -> dict:
+    """The request body as a JSON object, or a 400 in the API's own format;
+    ``empty_ok``: no body at all reads as {}."""
+    raw = await request.read()
+    if not raw and empty_ok:
+        return {}                       # whatever Content-Type a bodiless request names
     ctype = request.content_type
     if ctype not in ("application/json", "") \
             and not ctype.endswith("+json"):
         raise ApiError(400, f"Content-Type {ctype} is not supported; send application/json.")
-    raw = await request.read()
     if not raw:
         raise ApiError(400, "The request body is empty; a JSON object is expected.")
     try:

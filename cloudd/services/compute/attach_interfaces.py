@@ -33,6 +33,7 @@ from cloudd.services.compute.server_actions import cas, invalid_state
 from cloudd.services.compute.server_ips import INTERFACES, attachment, with_tag
 from cloudd.services.compute.server_schemas import IP_ADDRESS, TAG, validate
 from cloudd.web.errors import ApiError
+from cloudd.web.middleware import read_json
 
 ATTACH_WAIT = 300.0         # seconds the attach request waits for the agent
 ALLOWED = (states.ACTIVE, states.PAUSED, states.STOPPED)
@@ -66,19 +67,6 @@ def _guard(row, action: str, is_admin: bool) -> None:
         raise ApiError(409, f"Instance {row.uuid} is not ready")
 
 
-async def _body(request) -> dict:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    return body
-
-
 def _network(request):
     network = common.compute(request).network
     if network is None or not hasattr(network, "allocate_port_for_instance"):
@@ -90,7 +78,7 @@ async def create(request: web.Request) -> web.Response:
     ctx = common.context(request)
     cloud = common.cloud(request)
     uuid = request.match_info["server_id"]
-    body = await _body(request)
+    body = await read_json(request, empty_ok=True)
     validate(body, CREATE_249 if common.mv(request) >= (2, 49) else CREATE)
     att = body.get("interfaceAttachment") or {}
     net_id, port_id, tag = att.get("net_id"), att.get("port_id"), att.get("tag")
