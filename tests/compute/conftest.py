@@ -114,18 +114,28 @@ async def call(api, method, path, body=None, *, token="admin", version="2.1",
     return resp, data
 
 
+async def sim_cloud(make_api, config: dict | None = None, network=None):
+    """(api, sim): builds are woken into ``api.woken`` (run them with the
+    simulated agents of ``sim``, host1 added); ``network`` stands in for the
+    cloud's network service when given."""
+    api = await make_api({"runtime": {"sync_cast": True}, **(config or {})})
+    await api.cloud.supervisor.quiesce()
+    api.woken = []
+    api.cloud.compute.wake = api.woken.append
+    if network is not None:
+        api.cloud.network = network
+    sim = Sim(api.cloud)
+    await sim.add_host("host1")
+    return api, sim
+
+
 @pytest_asyncio.fixture
 async def real(make_api):
     """(api, sim, neutron): a cloud with its own network service, builds run
     by the conductor with the simulated agent of host1 (``sim``), and its
     Neutron API as ``neutron`` (a client on the same cloud's network
     listener)."""
-    api = await make_api({"runtime": {"sync_cast": True}})
-    await api.cloud.supervisor.quiesce()
-    api.woken = []
-    api.cloud.compute.wake = api.woken.append
-    sim = Sim(api.cloud)
-    await sim.add_host("host1")
+    api, sim = await sim_cloud(make_api)
     neutron = TestClient(TestServer(build_listener(api.cloud, "network")))
     await neutron.start_server()
     yield api, sim, neutron

@@ -19,8 +19,7 @@ from sqlalchemy import select
 
 from cloudd.db import tables as t
 from cloudd.web.errors import ApiError
-from tests.compute.conductor_sim import Sim
-from tests.compute.conftest import IMAGE, IMAGE_ALT, call
+from tests.compute.conftest import IMAGE, IMAGE_ALT, call, sim_cloud
 from tests.compute.fake_network import FakeNetworks
 
 pytestmark = pytest.mark.asyncio
@@ -32,13 +31,7 @@ ALICE = "alice:p1"
 async def env(make_api):
     """(api, sim, fake networks): builds run by ``boot`` through the conductor
     with the simulated agents of host1 and host2."""
-    api = await make_api({"runtime": {"sync_cast": True}})
-    await api.cloud.supervisor.quiesce()
-    api.woken = []
-    api.cloud.compute.wake = api.woken.append
-    api.cloud.network = FakeNetworks()
-    sim = Sim(api.cloud)
-    await sim.add_host("host1")
+    api, sim = await sim_cloud(make_api, network=FakeNetworks())
     return api, sim, api.cloud.network
 
 
@@ -250,14 +243,8 @@ async def test_config_drive_files_in_the_spawn_spec(env):
 
 
 async def test_force_config_drive(make_api):
-    api = await make_api({"runtime": {"sync_cast": True},
-                          "compute": {"force_config_drive": True}})
-    await api.cloud.supervisor.quiesce()
-    api.woken = []
-    api.cloud.compute.wake = api.woken.append
-    api.cloud.network = FakeNetworks()
-    sim = Sim(api.cloud)
-    await sim.add_host("host1")
+    api, sim = await sim_cloud(make_api, {"compute": {"force_config_drive": True}},
+                               network=FakeNetworks())
     uuid = await boot((api, sim, api.cloud.network))
     [spec] = spawn_specs(sim, uuid)
     assert "openstack/latest/meta_data.json" in spec["config_drive"]["files"]
