@@ -16,7 +16,7 @@ the serve process used from the first create to all ACTIVE, and its peak RSS
 (VmHWM). The wait polls cheaply (placement usages, a one-item BUILD list,
 an ERROR check) from a connection of its own; ``--poll detail`` polls the
 whole servers/detail as the first version did. ``--profile`` samples the
-serve process with py-spy (``pip install py-spy``) into the run's
+serve process from the first create to all ACTIVE with py-spy (``pip install py-spy``) into the run's
 temporary directory (its path is printed). The issue's targets: all ACTIVE in under
 20 s on 2 cores, create p50 under 30 ms. Figures go to the terminal and
 bench/compute-results.json.
@@ -166,7 +166,9 @@ async def watch(cloud: CloudProcess, headers: dict, project: str, servers: int,
 
 
 async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: int,
-                   poll: str = "cheap", networks: str = "none") -> dict:
+                   poll: str = "cheap", networks: str = "none", phase=None) -> dict:
+    """``phase(name)``, if given, is called with "boot" as the creates start
+    and "active" once all are ACTIVE (the profiler samples that span)."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
         tok, project = await token(s, cloud)
         headers = {"X-Auth-Token": tok, **NOVA}
@@ -193,6 +195,8 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
                 create_ms.append((time.perf_counter() - t0) * 1000)
 
         load0 = os.getloadavg()[0]
+        if phase:
+            phase("boot")
         cpu0 = cpu_seconds(cloud.proc.pid)
         creating = asyncio.Event()
         creating.set()
@@ -204,6 +208,8 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
         creating.clear()
         seen = await watcher
         active_cpu = cpu_seconds(cloud.proc.pid) - cpu0
+        if phase:
+            phase("active")
         placed_at, active_at = seen["placed_at"], seen["active_at"]
         async with s.get(cloud.url + "/compute/v2.1/servers/detail", headers=headers) as r:
             listed = (await r.json())["servers"]
@@ -263,28 +269,36 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
     agents = [AgentProcess(cloud, f"bench{i:02d}", env=agent_env).start()
               for i in range(args.agents)]
     spy = None
-    if args.profile:
+    out = work / f"profile-{backend}.{args.profile_format}"
+
+    def phase(name: str) -> None:
+        """Sample the serve process from the first create to all ACTIVE."""
+        nonlocal spy
+        import signal
         import subprocess
-        out = work / f"profile-{backend}.{args.profile_format}"
-        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
-                                "-p", str(cloud.proc.pid), "-o", str(out), "-r", "50",
-                                "-f", args.profile_format, "--nonblocking", "--gil"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        log(f"profiling the serve process into {out}")
+        if name == "boot":
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                                    "-p", str(cloud.proc.pid), "-o", str(out), "-r", "100",
+                                    "-f", args.profile_format, "--nonblocking", "--gil"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log(f"profiling the serve process into {out}")
+        elif spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+
     try:
         log(f"{backend}: {args.servers} servers, {args.agents} agents")
         result = asyncio.run(run_once(cloud, args.servers, args.agents, args.concurrency,
-                                      args.poll, args.networks))
+                                      args.poll, args.networks,
+                                      phase if args.profile else None))
         result["poll"] = args.poll
         result["networks"] = args.networks
         result["backend"] = backend
         log(json.dumps(result))
         return result
     finally:
-        if spy is not None:
-            import signal
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
+        if spy is not None and spy.poll() is None:
+            spy.kill()
         for agent in agents:
             agent.stop()
         cloud.stop()

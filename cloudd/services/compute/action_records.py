@@ -18,6 +18,7 @@ import uuid
 
 from sqlalchemy import select, update
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.services.compute.tasks import utcnow
 
@@ -43,9 +44,9 @@ async def event_start(conn, action_id: str | None, event: str,
         if host:
             await conn.execute(update(ev).where(ev.c.id == found.id).values(host=host))
         return
-    await conn.execute(ev.insert().values(
-        id=str(uuid.uuid4()), action_id=action_id, event=event,
-        host=host or CONTROLLER_HOST, start_time=utcnow()))
+    await conn.execute(pb.insert_into(ev), {
+        "id": str(uuid.uuid4()), "action_id": action_id, "event": event,
+        "host": host or CONTROLLER_HOST, "start_time": utcnow()})
 
 
 async def event_finish(conn, action_id: str | None, event: str, ok: bool = True, *,
@@ -65,9 +66,8 @@ async def event_finish(conn, action_id: str | None, event: str, ok: bool = True,
         values["traceback"] = traceback or details or ""
     if host:
         values["host"] = host
-    res = await conn.execute(update(ev).where(
-        ev.c.action_id == action_id, ev.c.event == event, ev.c.finish_time.is_(None))
-        .values(**values))
+    res = await conn.execute(pb.update_where(ev, "action_id", "event", null=("finish_time",)),
+                             {**pb.where(action_id=action_id, event=event), **values})
     if res.rowcount == 0:
         if (await conn.execute(select(ev.c.id).where(
                 ev.c.action_id == action_id, ev.c.event == event))).first():
@@ -77,12 +77,9 @@ async def event_finish(conn, action_id: str | None, event: str, ok: bool = True,
             start_time=started or now, **{"host": host or CONTROLLER_HOST, **values}))
     if not touch_action:
         return
-    if not ok:
-        await conn.execute(update(t.instance_action).where(t.instance_action.c.id == action_id)
-                           .values(message=ERROR, updated_at=now))
-    else:
-        await conn.execute(update(t.instance_action).where(t.instance_action.c.id == action_id)
-                           .values(updated_at=now))
+    values = {"updated_at": now} if ok else {"message": ERROR, "updated_at": now}
+    await conn.execute(pb.update_where(t.instance_action, "id"),
+                       {**pb.where(id=action_id), **values})
 
 
 async def action_finish(conn, action_id: str | None, ok: bool = True) -> None:
@@ -93,8 +90,8 @@ async def action_finish(conn, action_id: str | None, ok: bool = True) -> None:
     values = {"finish_time": now, "updated_at": now}
     if not ok:
         values["message"] = ERROR
-    await conn.execute(update(t.instance_action).where(t.instance_action.c.id == action_id)
-                       .values(**values))
+    await conn.execute(pb.update_where(t.instance_action, "id"),
+                       {**pb.where(id=action_id), **values})
 
 
 async def add_fault(conn, instance_uuid: str, message: str, *, code: int = 500,

@@ -69,6 +69,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.runtime import Actor
 from cloudd.services.compute import action_records as rec
@@ -161,22 +162,20 @@ class Step:
                 await self._guard(conn)
 
     async def _guard(self, conn) -> None:
-        res = await conn.execute(update(t.task).where(
-            t.task.c.id == self.task.id, t.task.c.state == "running",
-            t.task.c.step == self.task.step).values(updated_at=utcnow()))
+        res = await conn.execute(pb.update_where(t.task, "id", "state", "step"), {
+            **pb.where(id=self.task.id, state="running", step=self.task.step),
+            "updated_at": utcnow()})
         if res.rowcount != 1:
             raise Lost(self.task.id)
 
     async def instance(self, conn):
-        row = (await conn.execute(select(t.instance).where(
-            t.instance.c.uuid == self.instance_uuid))).first()
-        return row
+        return (await conn.execute(pb.select_where(t.instance, "uuid"),
+                                   pb.where(uuid=self.instance_uuid))).first()
 
     async def update_instance(self, conn, **values) -> None:
         values.setdefault("updated_at", utcnow())
-        res = await conn.execute(update(t.instance).where(
-            t.instance.c.uuid == self.instance_uuid,
-            t.instance.c.deleted == False).values(**values))
+        res = await conn.execute(pb.update_where(t.instance, "uuid", "deleted"), {
+            **pb.where(uuid=self.instance_uuid, deleted=False), **values})
         if res.rowcount != 1:
             raise Lost(self.task.id)
 
@@ -221,9 +220,9 @@ class Step:
                   "updated_at": now}
         if attempts is not None:
             values["attempts"] = attempts
-        res = await conn.execute(update(t.task).where(
-            t.task.c.id == self.task.id, t.task.c.state == self._from_state,
-            t.task.c.step == self.task.step).values(**values))
+        res = await conn.execute(pb.update_where(t.task, "id", "state", "step"), {
+            **pb.where(id=self.task.id, state=self._from_state, step=self.task.step),
+            **values})
         if res.rowcount != 1:
             raise Lost(self.task.id)
         self.moved = True
@@ -356,8 +355,8 @@ class Conductor(Actor):
             async with self.compute.db.write() as conn:
                 # FOR UPDATE (PostgreSQL): the task is locked before anything
                 # else, as the API locks it, also when the step runs inline.
-                task = (await conn.execute(
-                    select(t.task).where(t.task.c.id == task_id).with_for_update())).first()
+                task = (await conn.execute(pb.select_where(t.task, "id", for_update=True),
+                                           pb.where(id=task_id))).first()
                 if task is None or task.state not in OPEN_STATES:
                     return nothing
                 if task.state == "running" and task.lease_until and task.lease_until > now:
@@ -379,16 +378,15 @@ class Conductor(Actor):
                     (task.kind, task.step) in INLINE_STEPS and bool(results) and \
                     all((r["result"] or {}).get("ok") for r in results)
                 if not run_inline:
-                    res = await conn.execute(update(t.task).where(
-                        t.task.c.id == task.id, t.task.c.state == task.state,
-                        t.task.c.step == task.step).values(
-                            state="running", lease_until=lease, updated_at=now))
+                    res = await conn.execute(pb.update_where(t.task, "id", "state", "step"), {
+                        **pb.where(id=task.id, state=task.state, step=task.step),
+                        "state": "running", "lease_until": lease, "updated_at": now})
                     if res.rowcount != 1:
                         return nothing
                 inst = None
                 if (task.kind, task.step) in PRELOAD_INSTANCE:
-                    inst = (await conn.execute(select(t.instance).where(
-                        t.instance.c.uuid == task.instance_uuid))).first()
+                    inst = (await conn.execute(pb.select_where(t.instance, "uuid"),
+                                               pb.where(uuid=task.instance_uuid))).first()
                 task = _Row({**task._mapping, "state": "running", "lease_until": lease,
                              "updated_at": now})
                 if run_inline:
@@ -410,7 +408,8 @@ class Conductor(Actor):
 
     async def _reread(self, task_id: str):
         async with self.compute.db.read() as conn:
-            task = (await conn.execute(select(t.task).where(t.task.c.id == task_id))).first()
+            task = (await conn.execute(pb.select_where(t.task, "id"),
+                                       pb.where(id=task_id))).first()
         if task is None or task.state != "running":
             return None
         return task

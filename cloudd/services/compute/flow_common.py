@@ -8,6 +8,7 @@ import uuid as uuidlib
 
 from sqlalchemy import select, update
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.drivers.base import PowerState
 from cloudd.services.compute import action_records as rec
@@ -53,7 +54,7 @@ async def spawn_spec(conn, inst, *, flavor: dict | None = None,
     if inst.image_ref and not image.get("id"):
         image["id"] = inst.image_ref
     meta = {r.meta_key: r.meta_value for r in await conn.execute(
-        select(t.instance_metadata).where(t.instance_metadata.c.instance_uuid == inst.uuid))}
+        pb.select_where(t.instance_metadata, "instance_uuid"), pb.where(instance_uuid=inst.uuid))}
     return {"uuid": inst.uuid, "name": inst.display_name,
             "vcpus": int(flavor.get("vcpus") or 0),
             "memory_mb": int(flavor.get("memory_mb") or 0),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.services.compute.protocol import COMMANDS
 from cloudd.services.compute.tasks import utcnow
@@ -25,16 +26,17 @@ async def enqueue(conn, *, host: str, op: str, args: dict, task_id: str | None =
         raise ValueError(f"unknown agent command {op!r}")
     command_id = str(uuid.uuid4())
     now = utcnow()
-    await conn.execute(t.agent_command.insert().values(
-        id=command_id, host=host, task_id=task_id, instance_uuid=instance_uuid, op=op,
-        args=json.dumps(args), state="pending", created_at=now, updated_at=now))
+    await conn.execute(pb.insert_into(t.agent_command), {
+        "id": command_id, "host": host, "task_id": task_id, "instance_uuid": instance_uuid,
+        "op": op, "args": json.dumps(args), "state": "pending", "created_at": now,
+        "updated_at": now})
     return command_id
 
 
 async def results_for_task(conn, task_id: str) -> list[dict]:
     """Every command of a task, oldest first: {"id", "op", "host", "state", "result"}."""
     rows = (await conn.execute(
-        t.agent_command.select().where(t.agent_command.c.task_id == task_id)
-        .order_by(t.agent_command.c.created_at))).all()
+        pb.select_where(t.agent_command, "task_id", order_by="created_at"),
+        pb.where(task_id=task_id))).all()
     return [{"id": r.id, "op": r.op, "host": r.host, "state": r.state,
              "result": json.loads(r.result) if r.result else None} for r in rows]

@@ -12,6 +12,7 @@ import uuid as uuidlib
 from aiohttp import web
 from sqlalchemy import select
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.services.compute import (
     boot_images,
@@ -361,18 +362,21 @@ async def create(request: web.Request) -> web.Response:
             uuid = str(uuidlib.uuid4())
             display = name if count == 1 else f"{name}-{index + 1}"
             host_name = hostname or sanitize_hostname(display, f"Server-{uuid}")
-            await conn.execute(t.instance.insert().values(
-                uuid=uuid, display_name=display, hostname=host_name,
-                description=description if count == 1 or mv >= (2, 19) else display,
-                project_id=ctx.project_id, user_id=ctx.user_id, host=None, node=None,
-                availability_zone=zone, flavor=json.dumps(flavor), image_ref=image_ref,
-                vm_state=states.BUILDING, task_state=states.SCHEDULING, power_state=0,
-                key_name=key_name, key_data=key_data, user_data=server.get("user_data"),
-                config_drive=config_drive, access_ip_v4=access_ip(server.get("accessIPv4")),
-                access_ip_v6=access_ip(server.get("accessIPv6")), locked=False,
-                launch_index=index, reservation_id=reservation_id, progress=0,
-                request_spec=json.dumps(spec), created_at=now, updated_at=now,
-                deleted=False))
+            row = {
+                "uuid": uuid, "display_name": display, "hostname": host_name,
+                "description": description if count == 1 or mv >= (2, 19) else display,
+                "project_id": ctx.project_id, "user_id": ctx.user_id, "host": None,
+                "node": None, "availability_zone": zone, "flavor": json.dumps(flavor),
+                "image_ref": image_ref, "vm_state": states.BUILDING,
+                "task_state": states.SCHEDULING, "power_state": 0, "key_name": key_name,
+                "key_data": key_data, "user_data": server.get("user_data"),
+                "config_drive": config_drive,
+                "access_ip_v4": access_ip(server.get("accessIPv4")),
+                "access_ip_v6": access_ip(server.get("accessIPv6")), "locked": False,
+                "launch_index": index, "reservation_id": reservation_id, "progress": 0,
+                "request_spec": json.dumps(spec), "created_at": now, "updated_at": now,
+                "deleted": False}
+            await conn.execute(pb.insert_into(t.instance), row)
             for k, v in metadata.items():
                 await conn.execute(t.instance_metadata.insert().values(
                     instance_uuid=uuid, meta_key=k, meta_value=v))

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.web.errors import ApiError
 
@@ -43,9 +44,10 @@ async def record_action(conn, *, instance_uuid: str, action: str, request_id: st
     """An ``instance_action`` row (os-instance-actions); returns its id."""
     action_id = str(uuid.uuid4())
     when = when or utcnow()
-    await conn.execute(t.instance_action.insert().values(
-        id=action_id, instance_uuid=instance_uuid, action=action, request_id=request_id,
-        project_id=project_id, user_id=user_id, start_time=when, updated_at=when))
+    await conn.execute(pb.insert_into(t.instance_action), {
+        "id": action_id, "instance_uuid": instance_uuid, "action": action,
+        "request_id": request_id, "project_id": project_id, "user_id": user_id,
+        "start_time": when, "updated_at": when})
     return action_id
 
 
@@ -70,16 +72,16 @@ async def open_task(conn, *, instance_uuid: str, kind: str, payload: dict | None
                                         request_id=request_id, project_id=project_id,
                                         user_id=user_id, when=now)
     task_id = str(uuid.uuid4())
-    insert = t.task.insert().values(
-        id=task_id, instance_uuid=instance_uuid, kind=kind, state="pending",
-        step="start", payload=json.dumps(payload or {}), attempts=0,
-        request_id=request_id, action_id=action_id, created_at=now, updated_at=now)
+    row = {"id": task_id, "instance_uuid": instance_uuid, "kind": kind, "state": "pending",
+           "step": "start", "payload": json.dumps(payload or {}), "attempts": 0,
+           "request_id": request_id, "action_id": action_id, "created_at": now,
+           "updated_at": now}
     if new_instance:
-        await conn.execute(insert)
+        await conn.execute(pb.insert_into(t.task), row)
         return task_id
     try:
         async with conn.begin_nested():
-            await conn.execute(insert)
+            await conn.execute(pb.insert_into(t.task), row)
     except IntegrityError:
         raise ApiError(409, conflict_message or (
             f"Cannot '{kind}' instance {instance_uuid} while another action is in "

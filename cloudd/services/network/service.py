@@ -142,6 +142,8 @@ class NetworkService:
         fixed IP and security groups; a given port is bound (and kept later).
         Returns the vifs, in request order."""
         wanted = await self._requests(conn, project_id, requested)
+        if not wanted:
+            return []
         group_ids = await self._group_ids(conn, project_id, security_groups or ["default"])
         made: list[dict] = []
         owner = f"compute:{zone}"
