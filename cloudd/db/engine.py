@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cloudd.db.write_queue import WriteQueue
+
 WRITE_OPTION = "cloudd_write"
 # A pooled server connection idle longer than this is pinged before use.
 PING_AFTER_IDLE = 5.0
@@ -32,8 +34,8 @@ class Database:
     consistent snapshot under WAL.
 
     SQLite takes one writer at a time anyway, so on SQLite this process's
-    writers first queue on an asyncio lock (first come, first served) and
-    only then begin: the one holding it gets the database lock at once
+    writers first queue in this process (``write_queue.py``: API requests
+    first, then first come, first served) and only then begin: the one holding it gets the database lock at once
     instead of several sleeping and retrying in SQLite's busy handler, which
     costs CPU and adds up to tens of milliseconds to each wait. Other
     processes on the same file still meet the busy handler. A write opened
@@ -55,7 +57,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect != "sqlite":
             _install_idle_ping(self.engine)
-        self._write_lock: asyncio.Lock | None = None
+        self._write_lock: WriteQueue | None = None
+        self._write_loop: asyncio.AbstractEventLoop | None = None
         self._serialise_writes = self.dialect == "sqlite"
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
@@ -67,12 +70,11 @@ class Database:
         self.commit_seq = 0
         event.listen(self.engine.sync_engine, "before_execute", _note_dml)
 
-    def _lock(self) -> asyncio.Lock:
-        lock = self._write_lock
+    def _lock(self) -> WriteQueue:
         loop = asyncio.get_running_loop()
-        if lock is None or getattr(lock, "_loop", None) not in (None, loop):
-            lock = self._write_lock = asyncio.Lock()
-        return lock
+        if self._write_lock is None or self._write_loop is not loop:
+            self._write_lock, self._write_loop = WriteQueue(), loop
+        return self._write_lock
 
     @asynccontextmanager
     async def write(self, *, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
