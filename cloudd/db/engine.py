@@ -77,12 +77,16 @@ class Database:
         return self._write_lock
 
     @asynccontextmanager
-    async def write(self, *, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def write(self, *, one_statement: bool = False,
+                    defer_inserts: bool = False) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed when the block ends cleanly.
 
         ``one_statement``: the block runs a single statement, atomic by
         itself, so on PostgreSQL it is sent in autocommit mode, without BEGIN
         and COMMIT: one round trip instead of three. (SQLite ignores it.)
+        ``defer_inserts``: on SQLite the block's plain INSERTs are sent with
+        its next statement or its COMMIT (sqlite_cursor.py), so an INSERT's
+        error surfaces there; for blocks that do not catch one on the spot.
         """
         if not self._serialise_writes or _IN_WRITE.get():
             async with self._transaction(one_statement) as conn:
@@ -91,13 +95,13 @@ class Database:
         async with self._lock():
             token = _IN_WRITE.set(True)
             try:
-                async with self._transaction(one_statement) as conn:
+                async with self._transaction(one_statement, defer_inserts) as conn:
                     yield conn
             finally:
                 _IN_WRITE.reset(token)
 
     @asynccontextmanager
-    async def _transaction(self, one_statement: bool = False
+    async def _transaction(self, one_statement: bool = False, defer_inserts: bool = False
                            ) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             options: dict = {WRITE_OPTION: True}
@@ -107,11 +111,18 @@ class Database:
             touched: set[str] = set()
             conn.info[TOUCHED] = touched
             conn.info[BEGIN_SEQ] = self.commit_seq
+            dbapi = conn.sync_connection.connection.dbapi_connection if defer_inserts else None
+            if not hasattr(dbapi, "defer_inserts"):
+                dbapi = None
+            if dbapi is not None:
+                dbapi.defer_inserts(True)
             try:
                 async with conn.begin():
                     yield conn
             finally:
                 conn.info.pop(TOUCHED, None)
+                if dbapi is not None:
+                    dbapi.defer_inserts(False)
             if touched:
                 self.commit_seq += 1
                 for hook in self.commit_hooks:

@@ -15,6 +15,13 @@ rolls back without a trip at all (SQLite never saw it begin). Each trip
 also brings back whether SQLite is inside a transaction afterwards, so the
 rollback the pool issues when a connection is returned after its commit
 costs no trip either.
+
+A transaction that asks for it (``defer_inserts``, ``Database.write``) also
+holds back its plain INSERTs (no RETURNING) and sends them with its next
+statement or with its COMMIT: the server create's three INSERTs and the
+COMMIT are one trip. An INSERT that fails then fails that later call; the
+transaction rolls back whole either way, so only callers that do not catch
+an INSERT's error on the spot may ask.
 """
 
 from __future__ import annotations
@@ -30,12 +37,17 @@ from sqlalchemy.util.concurrency import await_
 
 _BEGIN = "_cloudd_begin"       # attribute of the aiosqlite connection: a BEGIN to send
 _OPEN = "_cloudd_open"         # attribute: False when SQLite is known to be outside a transaction
+_DEFER = "_cloudd_defer"       # attribute: held-back INSERTs (a list) while deferring
 
 
-def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool):
-    """In aiosqlite's thread: the whole statement, results included."""
+def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool,
+         held: list | None = None):
+    """In aiosqlite's thread: the whole statement, results included (after
+    the BEGIN and the held-back INSERTs, if any)."""
     if begin is not None:
         conn.execute(begin)
+    if held:
+        _send_held(conn, held)
     cur = conn.cursor()
     try:
         if many:
@@ -49,6 +61,28 @@ def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool):
         return description, rows, cur.rowcount, cur.lastrowid, conn.in_transaction
     finally:
         cur.close()
+
+
+def _send_held(conn, held: list) -> None:
+    for operation, parameters in held:
+        conn.execute(operation, parameters)
+
+
+def _commit_with(conn, begin: str | None, held: list) -> None:
+    """In aiosqlite's thread: the held-back INSERTs, then COMMIT."""
+    if begin is not None:
+        conn.execute(begin)
+    _send_held(conn, held)
+    conn.commit()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _deferrable(operation: str, many: bool) -> bool:
+    head = operation.lstrip()[:6].upper()
+    return not many and head == "INSERT" and "RETURNING" not in operation.upper()
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -95,11 +129,20 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _call(self, operation, parameters, many: bool) -> None:
         aconn = self._connection
+        held = aconn.__dict__.get(_DEFER)
+        if held is not None and _deferrable(operation, many):
+            held.append((operation, parameters))
+            self._description, self._rows = None, collections.deque()
+            self._rowcount, self._lastrowid = 1, None
+            await_(_nothing())      # SQLAlchemy requires an await; this one never waits
+            return
         begin = aconn.__dict__.pop(_BEGIN, None)
         aconn.__dict__.pop(_OPEN, None)             # unknown until the trip is back
+        if held:
+            aconn.__dict__[_DEFER] = []
         try:
             description, rows, rowcount, lastrowid, open_ = await_(
-                aconn._execute(_run, aconn._conn, begin, operation, parameters, many))
+                aconn._execute(_run, aconn._conn, begin, operation, parameters, many, held))
         except Exception as error:  # noqa: BLE001 - the adapter re-raises it as DBAPI's
             self._adapt_connection._handle_exception(error)
         aconn.__dict__[_OPEN] = open_
@@ -129,14 +172,36 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         """Send ``statement`` (a BEGIN) just before the next statement."""
         self._connection.__dict__[_BEGIN] = statement
 
+    def defer_inserts(self, on: bool) -> None:
+        """Hold plain INSERTs back until the next statement or the commit."""
+        state = self._connection.__dict__
+        if on:
+            state[_DEFER] = []
+        elif state.pop(_DEFER, None):
+            raise RuntimeError("deferred INSERTs were neither sent nor rolled back")
+
     def commit(self) -> None:
         state = self._connection.__dict__
+        held = state.get(_DEFER)
+        if held:
+            state[_DEFER] = []
+            begin = state.pop(_BEGIN, None)
+            state.pop(_OPEN, None)
+            try:
+                await_(self._connection._execute(_commit_with, self._connection._conn,
+                                                 begin, held))
+            except Exception as error:  # noqa: BLE001 - re-raised as DBAPI's
+                self._handle_exception(error)
+            state[_OPEN] = False
+            return
         if state.pop(_BEGIN, None) is None and state.get(_OPEN, True):
             super().commit()
             state[_OPEN] = False
 
     def rollback(self) -> None:
         state = self._connection.__dict__
+        if state.get(_DEFER):
+            state[_DEFER] = []          # never sent: nothing of them to undo
         if state.pop(_BEGIN, None) is None and state.get(_OPEN, True):
             state.pop(_OPEN, None)
             super().rollback()

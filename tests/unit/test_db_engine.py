@@ -147,3 +147,32 @@ async def test_table_cache_drops_on_commits_and_never_keeps_a_straddling_load(db
     async with db.read() as conn:
         assert await cache.get(conn, "a", load) == 4
     assert len(loads) == count + 1
+
+
+@pytest.mark.asyncio
+async def test_deferred_inserts_commit_whole_or_not_at_all(db):
+    from sqlalchemy.exc import IntegrityError
+    async with db.write(defer_inserts=True) as conn:
+        await conn.execute(item.insert().values(id="a", n=1))
+        await conn.execute(item.insert().values(id="b", n=2))
+        # A statement in between sees them (they ride with it).
+        assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar() == 2
+        await conn.execute(item.insert().values(id="c", n=3))
+    # A duplicate key among held-back INSERTs fails the commit; nothing of it stays.
+    with pytest.raises(IntegrityError):
+        async with db.write(defer_inserts=True) as conn:
+            await conn.execute(item.insert().values(id="d", n=4))
+            await conn.execute(item.insert().values(id="a", n=5))
+    # Rolled back before anything was sent: nothing stays either.
+    with pytest.raises(RuntimeError):
+        async with db.write(defer_inserts=True) as conn:
+            await conn.execute(item.insert().values(id="e", n=6))
+            raise RuntimeError("roll back")
+    # The connection is sound afterwards, with and without deferring.
+    async with db.write(defer_inserts=True) as conn:
+        await conn.execute(item.insert().values(id="f", n=7))
+    async with db.write() as conn:
+        await conn.execute(item.insert().values(id="g", n=8))
+    async with db.read() as conn:
+        assert [r.id for r in await conn.execute(select(item).order_by(item.c.id))] == \
+            ["a", "b", "c", "f", "g"]
