@@ -115,6 +115,21 @@ async def test_explicit_network_and_fixed_ip(env):
     assert addresses["mine"][0]["addr"] == "192.168.7.99"
 
 
+async def test_boot_network_tags_show_on_the_interfaces_from_2_70(env):
+    api, _, net = env
+    mine = net.add_network("mine", "192.168.8", project="p1")
+    uuid = await boot(env, version="2.42", networks=[{"uuid": mine, "tag": "data"},
+                                                     {"uuid": net.default}])
+    ports = {p["network_id"]: p["id"] for p in net.ports.values() if p["device_id"] == uuid}
+    _, data = await call(api, "GET", f"/v2.1/servers/{uuid}/os-interface", token=ALICE,
+                         version="2.70", status=200)
+    assert {a["port_id"]: a["tag"] for a in data["interfaceAttachments"]} == {
+        ports[mine]: "data", ports[net.default]: None}
+    _, data = await call(api, "GET", f"/v2.1/servers/{uuid}/os-interface/{ports[mine]}",
+                         token=ALICE, version="2.69", status=200)
+    assert "tag" not in data["interfaceAttachment"]
+
+
 async def test_a_users_port_is_bound_then_given_back_on_delete(env):
     api, sim, net = env
     port_id = net.add_port(net.default, "p1")

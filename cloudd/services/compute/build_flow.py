@@ -28,6 +28,8 @@ hosts available.", reschedules exhausted -> MaxRetriesExceeded.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import delete, select
 
 from cloudd.db import tables as t
@@ -108,6 +110,7 @@ async def build_start(ctx) -> None:
             await rec.event_start(conn, ctx.action_id, EV_BUILD, host=sel.host, fresh=True)
             vifs = await _allocate(ctx, conn, inst, spec, sel.host,
                                    values.get("availability_zone") or inst.availability_zone)
+            await _keep_port_tags(ctx, conn, inst, spec, vifs)
             await ctx.enqueue(conn, sel.host, "spawn", {"spec": await spawn_spec(
                 conn, inst, cloud=ctx.compute.cloud, network_info=vifs)})
             ctx.payload["_host"] = sel.host
@@ -155,6 +158,21 @@ async def _allocate(ctx, conn, inst, spec: dict, host: str, zone: str | None) ->
             raise                   # a database fault: the step is retried
         detail = getattr(exc, "message", None) or str(exc)
         raise NetworkAllocationFailed(str(detail)) from exc
+
+
+async def _keep_port_tags(ctx, conn, inst, spec: dict, vifs: list | None) -> None:
+    """The boot request's ``networks[].tag`` (2.32, 2.42+), kept per port in
+    the request_spec's ``port_tags`` as an attach keeps its tag (os-interface
+    shows them from 2.70). The vifs come in the order the networks were asked."""
+    requested = spec.get("networks")
+    if not vifs or not isinstance(requested, list):
+        return
+    tags = {vif["port_id"]: req["tag"] for vif, req in zip(vifs, requested, strict=False)
+            if isinstance(req, dict) and req.get("tag")}
+    if tags:
+        stored = loads(inst.request_spec)
+        stored["port_tags"] = {**(stored.get("port_tags") or {}), **tags}
+        await ctx.update_instance(conn, request_spec=json.dumps(stored))
 
 
 async def _deallocate(ctx, conn) -> None:
