@@ -6,17 +6,18 @@ coming and going (docs/network-design.md "Remote groups")."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cloudd.agent.client import AgentClient
 from cloudd.db import tables as t
 from cloudd.drivers.fake import FakeDriver
-from cloudd.services.compute import agent_auth
+from cloudd.services.compute import agent_auth, outbox
 from cloudd.web.app import build_root
 from tests.compute.conftest import call
 from tests.compute.test_servers_api import ALICE, boot
@@ -122,3 +123,36 @@ async def _all_active(api, count) -> bool:
     found = await statuses(api)
     assert not found.get("ERROR"), found
     return found.get("ACTIVE") == count and sum(found.values()) == count
+
+
+async def test_an_unsent_member_command_is_replaced_not_added(make_api):
+    api = await make_api()
+    cmd = t.agent_command
+
+    async def put(group, version, hosts=("h1",)):
+        async with api.cloud.db.write() as conn:
+            await outbox.coalesce(conn, hosts=hosts, op="security_group_members",
+                                  args={"group_id": group,
+                                        "members": {"version": version, "IPv4": [],
+                                                    "IPv6": []}},
+                                  key="group_id")
+
+    async def waiting():
+        async with api.cloud.db.read() as conn:
+            rows = (await conn.execute(select(cmd.c.host, cmd.c.args, cmd.c.state)
+                                       .order_by(cmd.c.host, cmd.c.created_at))).all()
+        return [(r.host, json.loads(r.args)["group_id"],
+                 json.loads(r.args)["members"]["version"], r.state) for r in rows]
+
+    await put("g_1", 1, ("h1", "h2"))
+    await put("g_1", 2)                         # replaces h1's, h2's stays
+    await put("g_10", 3)                        # another group ("g_1" is its prefix)
+    assert sorted(await waiting()) == [("h1", "g_1", 2, "pending"),
+                                       ("h1", "g_10", 3, "pending"),
+                                       ("h2", "g_1", 1, "pending")]
+    async with api.cloud.db.write() as conn:   # the hub sent h1's
+        await conn.execute(update(cmd).where(cmd.c.host == "h1").values(state="sent"))
+    await put("g_1", 4)                         # a sent one is kept: a new one waits
+    assert sorted(await waiting()) == [("h1", "g_1", 2, "sent"), ("h1", "g_1", 4, "pending"),
+                                       ("h1", "g_10", 3, "sent"),
+                                       ("h2", "g_1", 1, "pending")]

@@ -91,14 +91,13 @@ class ComputeService:
                                      hosts) -> None:
         """Inside the caller's transaction (a security group's ports or their
         addresses changed): one ``security_group_members`` command per host
-        holding the group's member set, or the host's unsent one updated
+        holding the group's member set, replacing the host's unsent one
         (``outbox.coalesce``): linear in the changes, not in members²."""
         from cloudd.services.compute import outbox
         hosts = set(hosts)
-        for host in sorted(hosts):
-            await outbox.coalesce(conn, host=host, op="security_group_members",
-                                  args={"group_id": group_id, "members": members},
-                                  key="group_id")
+        await outbox.coalesce(conn, hosts=hosts, op="security_group_members",
+                              args={"group_id": group_id, "members": members},
+                              key="group_id")
         if hosts:
             self._notify_after_commit(conn, hosts)
 
