@@ -71,9 +71,11 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
                  binding_profile: dict | None = None, vnic_type: str = "normal",
                  preserve_on_delete: bool = True, device_order: int = 0,
                  is_admin: bool = False,
-                 count_quota: bool = True) -> dict:
+                 count_quota: bool = True, host_gets_vif: bool = False) -> dict:
     """A new port on ``net`` with its addresses and groups, inside the caller's
-    transaction; returns the stored port (with fixed_ips and security_groups)."""
+    transaction; returns the stored port (with fixed_ips and security_groups).
+    ``host_gets_vif``: the caller sends the port's vif to ``host`` in this
+    transaction (a build's spawn; sg_members.members_changed)."""
     if count_quota:
         await quotas.check(conn, cloud.config, project_id, "port")
     subnets = await store.subnets(conn, S.c.network_id == net["id"], lock=True)
@@ -105,7 +107,8 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
     await set_groups(conn, port_id, groups)
     row.update(fixed_ips=ips, security_groups=groups)
     if groups:
-        await sg_members.members_changed(cloud, conn, groups)
+        await sg_members.members_changed(cloud, conn, groups,
+                                         host_has_vif=host if host_gets_vif else None)
     return row
 
 

@@ -140,7 +140,9 @@ class NetworkService:
         """The instance's ports, bound to ``host``: new ones (deleted again when
         the instance goes) on the requested or "auto" network, with the given
         fixed IP and security groups; a given port is bound (and kept later).
-        Returns the vifs, in request order."""
+        Returns the vifs, in request order: the caller sends them to ``host``
+        in this transaction (the spawn), so that host gets no
+        security_group_members for the member sets they carry."""
         wanted = await self._requests(conn, project_id, requested)
         group_ids = await self._group_ids(conn, project_id, security_groups or ["default"])
         made: list[dict] = []
@@ -172,7 +174,7 @@ class NetworkService:
                         conn, self.cloud, net, project_id, fixed_ips=fixed,
                         device_id=instance_uuid, device_owner=owner, host=host,
                         security_groups=groups, preserve_on_delete=False,
-                        device_order=order, is_admin=True)
+                        device_order=order, is_admin=True, host_gets_vif=True)
                 except ApiError as err:
                     raise ApiError(err.status if err.status != 404 else 400,
                                    err.message) from None

@@ -88,14 +88,31 @@ def _compute(cloud, method: str):
     return getattr(getattr(cloud, "compute", None), method, None)
 
 
-async def members_changed(cloud, conn, group_ids) -> None:
+async def remote_groups(conn, group_ids) -> set[str]:
+    """The groups that the rules of these groups name as remote group (the
+    members a port in these groups carries in its vif)."""
+    group_ids = sorted(set(group_ids))
+    if not group_ids:
+        return set()
+    return set((await conn.execute(sa.select(R.c.remote_group_id).distinct().where(
+        R.c.security_group_id.in_(group_ids), R.c.remote_group_id.is_not(None))))
+        .scalars().all())
+
+
+async def members_changed(cloud, conn, group_ids, host_has_vif: str | None = None) -> None:
     """The groups' members (ports or their addresses) changed, inside the
-    caller's transaction: each host holding a group's set gets its members."""
+    caller's transaction: each host holding a group's set gets its members.
+
+    ``host_has_vif``: a host this transaction also sends the new port's vif
+    (the build's spawn); it gets no command for the groups the vif carries
+    the members of (its plug refills those sets with them)."""
     send = _compute(cloud, "security_group_members")
     if send is None:
         return
+    carried = await remote_groups(conn, group_ids) if host_has_vif else set()
     for gid in sorted(set(group_ids)):
-        hosts = await hosts_referring(conn, gid)
+        hosts = [h for h in await hosts_referring(conn, gid)
+                 if not (gid in carried and h == host_has_vif)]
         if hosts:
             members = (await snapshot(conn, [gid]))[gid]
             await send(conn, gid, members, hosts)
