@@ -165,6 +165,15 @@ async def watch(cloud: CloudProcess, headers: dict, project: str, servers: int,
             await asyncio.sleep(0.1)
 
 
+def commands_written(cloud: CloudProcess) -> dict | None:
+    """Agent commands the serve process has written, by op (SQLite only)."""
+    if "CLOUDD_DATABASE__URL" in cloud.extra_env:
+        return None
+    import sqlite3
+    with sqlite3.connect(f"file:{cloud.data_dir / 'cloudd.db'}?mode=ro", uri=True) as db:
+        return dict(db.execute("SELECT op, count(*) FROM agent_command GROUP BY op"))
+
+
 async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: int,
                    poll: str = "cheap", networks: str = "none", phase=None) -> dict:
     """``phase(name)``, if given, is called with "boot" as the creates start
@@ -210,6 +219,7 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
         active_cpu = cpu_seconds(cloud.proc.pid) - cpu0
         if phase:
             phase("active")
+        commands = commands_written(cloud)
         placed_at, active_at = seen["placed_at"], seen["active_at"]
         async with s.get(cloud.url + "/compute/v2.1/servers/detail", headers=headers) as r:
             listed = (await r.json())["servers"]
@@ -253,6 +263,7 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
             "serve_cpu_to_active_seconds": round(active_cpu, 2),
             "serve_cpu_ms_per_server": round(active_cpu / servers * 1000, 1),
             "load_at_start": round(load0, 2),
+            "commands_to_active": commands,
             "peak_rss_mb": round(vm_hwm_mb(cloud.proc.pid), 1)}
 
 
@@ -260,7 +271,9 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"cloudd-compute-bench-{backend}-"))
     env = {"CLOUDD_COMPUTE__LOCAL_AGENT": "none", "CLOUDD_QUOTA__INSTANCES": "-1",
            "CLOUDD_QUOTA__CORES": "-1", "CLOUDD_QUOTA__RAM": "-1",
-           "CLOUDD_SERVER__ACCESS_LOG": "false", "CLOUDD_SERVER__LOG_LEVEL": "warning"}
+           "CLOUDD_SERVER__ACCESS_LOG": "false", "CLOUDD_SERVER__LOG_LEVEL": "warning",
+           # room for every server's port (a /24 holds 253; 500 ports per project)
+           "CLOUDD_NETWORK__DEFAULT_CIDR": "10.252.0.0/20", "CLOUDD_NETWORK__QUOTA_PORT": "-1"}
     if pg is not None:
         env["CLOUDD_DATABASE__URL"] = pg.create_database(f"bench_{os.getpid()}")
     cloud = CloudProcess(work / "data", env=env).start(timeout=60)

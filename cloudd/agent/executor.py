@@ -139,6 +139,11 @@ class Executor:
             await d.spawn(spec_of(args.get("spec")))
         elif op == "rebuild":
             await d.rebuild(spec_of(args.get("spec")))
+        elif op == "security_group_members":
+            group_id, members = args.get("group_id"), args.get("members")
+            if not isinstance(group_id, str) or not isinstance(members, dict):
+                raise DriverError("security_group_members needs a group id and members")
+            await d.update_security_group_members(group_id, members)
         else:
             uuid = args.get("uuid")
             if not isinstance(uuid, str):

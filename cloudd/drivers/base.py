@@ -133,6 +133,14 @@ class Driver(abc.ABC):
         driver until host networking lands)."""
         return
 
+    async def update_security_group_members(self, group_id: str, members: dict) -> None:
+        """A security group's member addresses changed (``{"version", "IPv4",
+        "IPv6"}``, docs/network-design.md): refill the host's set of them that
+        the rules of its vifs naming the group as remote group match. Keep the
+        highest ``version`` (an older one is ignored). The default has no host
+        plumbing: nothing to do."""
+        return
+
     async def attach_interface(self, uuid: str, vif: dict) -> None:
         """Hot-plug one more vif (docs/network-design.md) into the guest, live
         when it runs and in its definition, host plumbing first. Idempotent."""

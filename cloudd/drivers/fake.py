@@ -14,6 +14,7 @@ import tempfile
 from collections import deque
 from collections.abc import AsyncIterator
 
+from cloudd.agent.network import members
 from cloudd.drivers.base import (
     Driver,
     DriverError,
@@ -44,6 +45,10 @@ class FakeDriver(Driver):
         # Each guest's NICs: its spec's vifs, then what attach/detach changed.
         self.vifs: dict[str, list[dict]] = {}
         self.fail_interface: bool = False       # attach/detach_interface fail
+        # The newest members of each security group the host heard of (from
+        # vifs and security_group_members commands), as a host's nft sets hold.
+        self.security_group_members: dict[str, dict] = {}
+        self.member_updates: list[str] = []     # groups of the commands applied
         self.calls: deque[tuple[str, str]] = deque(maxlen=10000)
         self._events: asyncio.Queue[LifecycleEvent] = asyncio.Queue()
 
@@ -85,6 +90,7 @@ class FakeDriver(Driver):
         self.instances[spec.uuid] = InstanceInfo(spec.uuid, PowerState.RUNNING)
         self.specs[spec.uuid] = spec
         self.vifs[spec.uuid] = list(spec.network_info or [])
+        members.put_from_vifs(self.security_group_members, spec.network_info)
         # A boot log as a real guest's serial console would show one.
         self.consoles[spec.uuid] = [
             f"fake console of {spec.name} ({spec.uuid})",
@@ -109,6 +115,7 @@ class FakeDriver(Driver):
         self._get(uuid)
         self.specs[uuid] = spec
         self.vifs[uuid] = list(spec.network_info or [])
+        members.put_from_vifs(self.security_group_members, spec.network_info)
         self._set(uuid, PowerState.RUNNING)
         self.consoles[uuid].append(f"resized to {spec.vcpus} vcpus, {spec.memory_mb} MB")
 
@@ -119,6 +126,7 @@ class FakeDriver(Driver):
         self._get(spec.uuid)
         self.specs[spec.uuid] = spec
         self.vifs[spec.uuid] = list(spec.network_info or [])
+        members.put_from_vifs(self.security_group_members, spec.network_info)
         self._set(spec.uuid, PowerState.RUNNING)
         self.consoles[spec.uuid] = [f"fake console of {spec.name} ({spec.uuid})",
                                     f"rebuilt from image {spec.image.get('id', '')}",
@@ -133,7 +141,16 @@ class FakeDriver(Driver):
             raise DriverError(f"fake attach_interface failure on {self.hostname}")
         nics = self.vifs.setdefault(uuid, [])
         nics[:] = [v for v in nics if v.get("port_id") != vif.get("port_id")] + [vif]
+        members.put_from_vifs(self.security_group_members, [vif])
         self.consoles[uuid].append(f"eth{len(nics) - 1}: link up ({vif.get('mac')})")
+
+    async def update_network(self, uuid: str, network_info: list[dict]) -> None:
+        """Only the member sets the vifs carry (the guest's NICs stay)."""
+        members.put_from_vifs(self.security_group_members, network_info)
+
+    async def update_security_group_members(self, group_id: str, new: dict) -> None:
+        self.member_updates.append(group_id)
+        members.put(self.security_group_members, group_id, new)
 
     async def detach_interface(self, uuid: str, port_id: str, vif: dict) -> None:
         """The guest's NIC of that port goes (gone already: nothing to do)."""

@@ -13,6 +13,7 @@ import pytest
 from cloudd.agent.network import HostNetwork, nft
 from cloudd.agent.network.dnsmasq import hosts_text, opts_text
 from cloudd.agent.network.host import HostNetworkError, parse_mappings
+from cloudd.agent.network.runner import CommandError
 
 pytestmark = pytest.mark.asyncio
 
@@ -294,3 +295,131 @@ async def test_dhcp_files():
                             "option:classless-static-route,10.9.0.0/16,192.168.5.3,"
                             "0.0.0.0/0,192.168.5.254\noption:mtu,1450\n")
     assert copy.deepcopy(v) == v
+
+
+# -- remote groups: one nft set per group and ethertype ------------------------------------
+
+GROUP = "6a2d7c0e-1111-4000-8000-000000000000"
+SET4, SET6 = "sg4-6a2d7c0e1111400080000000", "sg6-6a2d7c0e1111400080000000"
+
+
+def members(version, v4=(), v6=()) -> dict:
+    return {"version": version, "IPv4": list(v4), "IPv6": list(v6)}
+
+
+def grouped(port="aaaaaaaaaaa1", ip="10.253.0.7", mac="fa:16:3e:00:00:07", version=1,
+            v4=("10.253.0.7/32",)) -> dict:
+    """A vif in the default group: ingress from the group's members."""
+    rules = [{"direction": "ingress", "ethertype": eth, "protocol": None,
+              "port_range_min": None, "port_range_max": None,
+              "remote_group_id": GROUP, "remote_ip_prefixes": []}
+             for eth in ("IPv4", "IPv6")]
+    return vif(port=port, ip=ip, mac=mac, security_group_rules=rules,
+               security_group_members={GROUP: members(version, v4)})
+
+
+async def test_remote_group_rules_match_the_groups_sets(tmp_path):
+    r = FakeRunner()
+    hn = host(tmp_path, r)
+    await hn.plug("i1", [grouped()])
+    await hn.plug("i2", [grouped(port="bbbbbbbbbbb2", ip="10.253.0.8", mac="fa:16:3e:00:00:08",
+                                 version=2, v4=("10.253.0.7/32", "10.253.0.8/32"))])
+    script = r.inputs[-1]
+    assert (f"  set {SET4} {{\n    type ipv4_addr; flags interval;\n"
+            "    elements = { 10.253.0.7/32, 10.253.0.8/32 }\n  }") in script
+    assert f"  set {SET6} {{\n    type ipv6_addr; flags interval;\n  }}" in script
+    assert script.count(f"set {SET4} {{") == 1                 # one set for both taps
+    for tap in ("tapaaaaaaaaaaa", "tapbbbbbbbbbbb"):
+        chain = script.split(f"chain in-{tap} {{")[1].split("\n  }")[0]
+        assert f"meta protocol ip ip saddr @{SET4} accept" in chain
+        assert f"meta protocol ip6 ip6 saddr @{SET6} accept" in chain
+    assert "10.253.0.8/32" not in script.split("chain in-")[1]   # never inlined
+    saved = json.loads((tmp_path / "state" / "host-network.json").read_text())
+    assert saved["security_group_members"][GROUP]["version"] == 2
+
+
+async def test_a_member_change_refills_the_set_alone(tmp_path):
+    r = FakeRunner()
+    hn = host(tmp_path, r)
+    await hn.plug("i1", [grouped(version=5)])
+    r.calls.clear()
+    r.inputs.clear()
+    # a member joins: one nft transaction refilling the IPv4 and IPv6 sets
+    await hn.set_members(GROUP, members(6, ["10.253.0.7/32", "10.253.0.9/32"],
+                                        ["fd00::9/128"]))
+    assert r.calls == [["nft", "-f", "-"]]
+    assert r.inputs == [(
+        f"flush set bridge cloudd {SET4}\n"
+        f"add element bridge cloudd {SET4} {{ 10.253.0.7/32, 10.253.0.9/32 }}\n"
+        f"flush set bridge cloudd {SET6}\n"
+        f"add element bridge cloudd {SET6} {{ fd00::9/128 }}\n")]
+    # an older snapshot (a spawn spec or command overtaken) changes nothing
+    await hn.set_members(GROUP, members(4, ["10.253.0.7/32"]))
+    await hn.update("i1", [grouped(version=3, v4=["10.253.0.7/32"])])
+    assert hn.members[GROUP]["IPv4"] == ["10.253.0.7/32", "10.253.0.9/32"]
+    assert "10.253.0.9/32" in r.inputs[-1]
+    # the member leaves
+    r.calls.clear()
+    r.inputs.clear()
+    await hn.set_members(GROUP, members(7, ["10.253.0.7/32"]))
+    assert r.inputs == [(f"flush set bridge cloudd {SET4}\n"
+                         f"add element bridge cloudd {SET4} {{ 10.253.0.7/32 }}\n"
+                         f"flush set bridge cloudd {SET6}\n")]
+    # the same members again: nothing to do
+    r.calls.clear()
+    await hn.set_members(GROUP, members(8, ["10.253.0.7/32"]))
+    assert r.calls == []
+
+
+async def test_members_of_a_group_no_vif_names_are_kept_not_applied(tmp_path):
+    r = FakeRunner()
+    hn = host(tmp_path, r)
+    await hn.plug("i1", [vif()])
+    r.calls.clear()
+    await hn.set_members(GROUP, members(10, ["10.253.0.9/32"]))
+    assert r.calls == []                        # no set to refill
+    # a spawn spec made before that command still carries older members
+    await hn.plug("i2", [grouped(port="bbbbbbbbbbb2", ip="10.253.0.8", version=9,
+                                 v4=["10.253.0.8/32"])])
+    assert "elements = { 10.253.0.9/32 }" in r.inputs[-1]
+
+
+async def test_the_last_vif_naming_a_group_takes_its_sets_away(tmp_path):
+    r = FakeRunner()
+    hn = host(tmp_path, r)
+    await hn.plug("i1", [grouped()])
+    await hn.plug("i2", [vif(port="bbbbbbbbbbb2", ip="10.253.0.8", mac="fa:16:3e:00:00:08")])
+    await hn.unplug("i1")
+    assert "set sg" not in r.inputs[-1] and "tapbbbbbbbbbbb" in r.inputs[-1]
+    r.calls.clear()
+    await hn.set_members(GROUP, members(2, ["10.253.0.9/32"]))
+    assert r.calls == []
+
+
+async def test_sets_are_restored_on_restart_and_stateless_too(tmp_path):
+    r = FakeRunner(ct=False)
+    await host(tmp_path, r).plug("i1", [grouped(version=3, v4=["10.253.0.7/32"])])
+    await host(tmp_path, r).set_members(GROUP, members(4, ["10.253.0.5/32"]))
+    r2 = FakeRunner(ct=False, links=r.links)
+    r2.procs = dict(r.procs)
+    await host(tmp_path, r2).reconcile()
+    script = r2.inputs[r2.calls.index(["nft", "-f", "-"])]
+    assert "elements = { 10.253.0.5/32 }" in script
+    assert f"ip saddr @{SET4} accept" in script and "ct state" not in script
+
+
+async def test_a_failed_refill_applies_everything(tmp_path):
+    r = FakeRunner()
+    hn = host(tmp_path, r)
+    await hn.plug("i1", [grouped()])
+
+    real_run = r.run
+
+    async def run(argv, *, input=None, check=True):
+        if input and input.startswith("flush set"):
+            raise CommandError("nft: No such file or directory")
+        return await real_run(argv, input=input, check=check)
+
+    r.run = run
+    await hn.set_members(GROUP, members(2, ["10.253.0.6/32"]))
+    assert "elements = { 10.253.0.6/32 }" in r.inputs[-1]

@@ -130,6 +130,21 @@ async def test_bridge_dhcp_security_groups_and_cleanup(tmp_path):
         assert await ping(guest_ip)
         await hn.update("i1", [vif([egress])])
         assert not await ping(guest_ip)
+        # from a remote group's members only: the host's address joins the
+        # group's nft set and leaves it again (the set alone is refilled)
+        group = f"6a2d7c0e-{tag}-4000-8000-000000000000"
+        by_group = dict(icmp_in, remote_group_id=group, remote_ip_prefixes=[])
+        grouped = vif([egress, by_group])
+        grouped["security_group_members"] = {group: {"version": 1, "IPv4": [f"{guest_ip}/32"],
+                                                     "IPv6": []}}
+        await hn.update("i1", [grouped])
+        assert not await ping(guest_ip)
+        await hn.set_members(group, {"version": 2, "IPv4": [f"{guest_ip}/32", f"{host_ip}/32"],
+                                     "IPv6": []})
+        assert await ping(guest_ip)
+        await hn.set_members(group, {"version": 3, "IPv4": [f"{guest_ip}/32"], "IPv6": []})
+        assert not await ping(guest_ip)
+        await hn.update("i1", [vif([egress])])
         # 169.254.169.254:80 reaches the metadata port on the host address
         sh("ip", "-n", ns, "route", "add", "default", "via", host_ip)
         server = await asyncio.start_server(

@@ -25,7 +25,8 @@ from cloudd.services.compute.tasks import utcnow
 
 POWER = {"spawn": 1, "destroy": 0, "reboot": 1, "power_off": 4, "power_on": 1,
          "pause": 3, "unpause": 1, "suspend": 7, "resume": 1, "resize": 1, "rebuild": 1,
-         "network_update": 1, "attach_interface": 1, "detach_interface": 1}
+         "network_update": 1, "attach_interface": 1, "detach_interface": 1,
+         "security_group_members": None}
 
 TINY = {"id": "1", "name": "m1.tiny", "vcpus": 1, "memory_mb": 512, "root_gb": 1,
         "ephemeral_gb": 0, "swap": 0, "rxtx_factor": 1.0, "is_public": True,

@@ -158,22 +158,34 @@ async def test_rule_changes_tell_compute(api):
     assert told == [["inst-1"], ["inst-1"]]
 
 
-async def test_members_joining_and_leaving_tell_the_other_members(api):
-    """A new member of a group whose rules allow its members tells compute
-    about the other members, not about itself; so does one leaving."""
+async def test_members_joining_and_leaving_tell_the_hosts_not_the_members(api):
+    """A new member of a group whose rules name the group as remote group
+    sends the group's members once to each host with a port in it (not a
+    network_update to every other member), except to the host of the build
+    (its spawn's vif carries them); so does one leaving, to every host."""
     told: list[list[str]] = []
+    sent: list[tuple] = []
 
     async def ports_changed(conn, uuids):
         told.append(sorted(uuids))
 
+    async def security_group_members(conn, group_id, members, hosts):
+        sent.append((group_id, members["IPv4"], sorted(hosts), members["version"]))
+
     api.cloud.compute.ports_changed = ports_changed
+    api.cloud.compute.security_group_members = security_group_members
     net = api.cloud.network
     async with api.cloud.db.write() as conn:
-        for uuid in ("a", "b"):
+        for uuid, host in (("a", "h1"), ("b", "h2"), ("c", "h1")):
             await net.allocate_for_instance(conn, instance_uuid=uuid, project_id="p1",
-                                            host="h1", zone="nova", requested="auto",
+                                            host=host, zone="nova", requested="auto",
                                             security_groups=["default"])
-    assert told == [["a"]]
+    gid = sent[0][0]
+    assert [s[:3] for s in sent] == [
+        (gid, ["10.253.0.2/32", "10.253.0.3/32"], ["h1"]),             # b on h2
+        (gid, ["10.253.0.2/32", "10.253.0.3/32", "10.253.0.4/32"], ["h2"])]   # c on h1
     async with api.cloud.db.write() as conn:
         await net.deallocate_for_instance(conn, "a")
-    assert told == [["a"], ["b"]]
+    assert sent[-1][:3] == (gid, ["10.253.0.3/32", "10.253.0.4/32"], ["h1", "h2"])
+    assert [s[3] for s in sent] == sorted({s[3] for s in sent})   # versions only grow
+    assert told == []

@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from cloudd.agent.network.host import HostNetworkError
+from cloudd.agent.network.runner import CommandError
 from cloudd.config import Config
 from cloudd.drivers.base import DriverError, InstanceSpec
 
@@ -43,6 +44,11 @@ class Recorder:
 
     async def update(self, uuid, network_info):
         self.calls.append(("update", uuid, network_info))
+
+    async def set_members(self, group_id, members):
+        if self.fail:
+            raise CommandError("nft: Error: No such file or directory")
+        self.calls.append(("set_members", group_id, members))
 
     async def reconcile(self, instances=None):
         self.calls.append(("reconcile", instances))
@@ -91,6 +97,15 @@ async def test_no_network_info_means_no_nic_and_no_plug(driver):
 async def test_update_network_goes_to_the_host_network(driver):
     await driver.update_network("u1", [VIF])
     assert driver.host_network.calls == [("update", "u1", [VIF])]
+
+
+async def test_security_group_members_go_to_the_host_network(driver):
+    members = {"version": 1, "IPv4": ["10.253.0.7/32"], "IPv6": []}
+    await driver.update_security_group_members("g1", members)
+    assert driver.host_network.calls == [("set_members", "g1", members)]
+    driver.host_network.fail = True
+    with pytest.raises(DriverError, match="cannot update security group g1's members"):
+        await driver.update_security_group_members("g1", members)
 
 
 async def test_a_plug_failure_fails_the_spawn_clearly(driver):

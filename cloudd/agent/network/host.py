@@ -8,12 +8,16 @@ import logging
 import os
 from pathlib import Path
 
-from cloudd.agent.network import dnsmasq, nft
+from cloudd.agent.network import dnsmasq, members, nft
 from cloudd.agent.network.runner import CommandError, Runner
 
 log = logging.getLogger("cloudd.agent.network")
 
 PREFIX = "cdbr-"
+# A member set no vif here names is forgotten once the controller has sent
+# something an hour newer (until then a spawn spec made before its last
+# update may still come, and must not win).
+UNREFERENCED_KEEP_NS = 3600 * 10**9
 
 
 class HostNetworkError(RuntimeError):
@@ -52,6 +56,8 @@ class HostNetwork:
         self.tables = tables
         self.instances: dict[str, list[dict]] = {}
         self.applied: dict[str, dict] = {}      # network_id -> its vif as applied
+        self.members: dict[str, dict] = {}      # security group -> its members
+        self._sets: set[tuple[str, str]] = set()   # (group, ethertype) in nft now
         self._lock = asyncio.Lock()
         self._forwarding = False
         self.stateful: bool | None = None    # conntrack in the bridge family
@@ -70,13 +76,15 @@ class HostNetwork:
             return
         self.instances = data.get("instances") or {}
         self.applied = data.get("networks") or {}
+        self.members = data.get("security_group_members") or {}
 
     def _save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"instances": self.instances, "networks": self.applied}, f)
+            json.dump({"instances": self.instances, "networks": self.applied,
+                       "security_group_members": self.members}, f)
         tmp.replace(self.state_file)
 
     # --- the interface ------------------------------------------------------------
@@ -86,6 +94,7 @@ class HostNetwork:
             if not network_info and uuid not in self.instances:
                 return
             self.instances[uuid] = list(network_info or [])
+            members.put_from_vifs(self.members, network_info)
             await self._apply()
 
     async def update(self, uuid: str, network_info: list[dict]) -> None:
@@ -94,7 +103,26 @@ class HostNetwork:
             if uuid not in self.instances:
                 return
             self.instances[uuid] = list(network_info or [])
+            members.put_from_vifs(self.members, network_info)
             await self._apply()
+
+    async def set_members(self, group_id: str, new: dict) -> None:
+        """A security group's members (the ``security_group_members`` command):
+        kept unless older than what is here; the group's sets, when a vif
+        here names the group, are refilled in one nft transaction."""
+        async with self._lock:
+            if not members.put(self.members, group_id, new):
+                return
+            self._save()
+            sets = [eth for gid, eth in sorted(self._sets) if gid == group_id]
+            if not sets:
+                return
+            script = nft.set_update(self.tables[0], group_id, self.members[group_id], sets)
+            try:
+                await self.runner.run(["nft", "-f", "-"], input=script)
+            except CommandError as exc:
+                log.warning("refilling the member sets failed (%s): applying all", exc)
+                await self._apply()
 
     async def unplug(self, uuid: str) -> None:
         async with self._lock:
@@ -108,6 +136,8 @@ class HostNetwork:
         async with self._lock:
             if instances is not None:
                 self.instances = {u: list(n or []) for u, n in instances.items()}
+                for vifs in self.instances.values():
+                    members.put_from_vifs(self.members, vifs)
             await self._apply(sweep=True)
 
     def plugged(self) -> list[str]:
@@ -142,15 +172,25 @@ class HostNetwork:
                 log.warning("no connection tracking for bridges in this kernel "
                             "(nf_conntrack_bridge): security groups match replies "
                             "statelessly")
+        self._forget_members(all_vifs)
         await self.runner.run(["nft", "-f", "-"],
                               input=nft.render(all_vifs, self.metadata_port, self.stateful,
-                                                         self.tables))
+                                               self.tables, self.members))
+        self._sets = nft.referenced_sets(all_vifs)
         for net_id, vif in stale.items():
             await self._remove_network(net_id, vif)
             self.applied.pop(net_id, None)
         self._save()
         if sweep:
             await self._sweep({v[0]["bridge"] for v in wanted.values()})
+
+    def _forget_members(self, vifs: list[dict]) -> None:
+        """Drop member sets no vif names that are an hour older than the newest."""
+        used = members.referenced(vifs)
+        newest = max((m.get("version", 0) for m in self.members.values()), default=0)
+        for gid in [g for g, m in self.members.items() if g not in used
+                    and m.get("version", 0) < newest - UNREFERENCED_KEEP_NS]:
+            del self.members[gid]
 
     async def _ensure_network(self, net_id: str, vifs: list[dict]) -> dict:
         """The network's bridge, uplink, dnsmasq and metadata listener; returns

@@ -2,7 +2,10 @@
 
 Both tables are rendered whole from the current vifs and replaced atomically
 (one ``nft -f -`` transaction), so stale chains never survive a change or a
-restart.
+restart. A rule whose remote is a security group matches a named set of that
+group's member addresses (``sg4-…``/``sg6-…`` in the bridge table, one per
+group and ethertype that a plugged vif's rule names); a membership change
+refills the set alone (``set_update``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,52 @@ def _ipv4s(vif: dict) -> list[str]:
             for ip in s.get("ips") or []]
 
 
+def set_name(group_id: str, ethertype: str) -> str:
+    """The nft set of a remote group's member addresses of one ethertype."""
+    kind = "6" if ethertype == "IPv6" else "4"
+    return f"sg{kind}-" + "".join(c for c in group_id if c.isalnum())[:24]
+
+
+def referenced_sets(vifs: list[dict]) -> set[tuple[str, str]]:
+    """(group_id, ethertype) of every remote group a filtered vif's rule names."""
+    return {(r["remote_group_id"], r.get("ethertype") or "IPv4")
+            for v in vifs if v.get("port_security_enabled", True)
+            for r in v.get("security_group_rules") or [] if r.get("remote_group_id")}
+
+
+def _elements(members: dict | None, ethertype: str) -> list[str]:
+    version = 6 if ethertype == "IPv6" else 4
+    out = set()
+    for p in (members or {}).get(ethertype) or []:
+        net = ipaddress.ip_network(p, strict=False)
+        if net.version == version:
+            out.add(str(net))
+    return sorted(out, key=lambda n: ipaddress.ip_network(n))
+
+
+def set_decl(group_id: str, ethertype: str, members: dict | None) -> str:
+    kind = "ipv6_addr" if ethertype == "IPv6" else "ipv4_addr"
+    elements = _elements(members, ethertype)
+    lines = [f"type {kind}; flags interval;"]
+    if elements:
+        lines.append("elements = { " + ", ".join(elements) + " }")
+    return (f"  set {set_name(group_id, ethertype)} {{\n"
+            + "".join(f"    {x}\n" for x in lines) + "  }")
+
+
+def set_update(table: str, group_id: str, members: dict | None,
+               ethertypes=("IPv4", "IPv6")) -> str:
+    """An ``nft -f`` script refilling a group's sets in one transaction."""
+    out = []
+    for eth in ethertypes:
+        name = set_name(group_id, eth)
+        out.append(f"flush set bridge {table} {name}")
+        elements = _elements(members, eth)
+        if elements:
+            out.append(f"add element bridge {table} {name} {{ {', '.join(elements)} }}")
+    return "\n".join(out) + "\n"
+
+
 def host_ip(vif: dict) -> str | None:
     ha = vif.get("host_address")
     return str(ipaddress.ip_interface(ha).ip) if ha else None
@@ -39,7 +88,10 @@ def rule_match(rule: dict, ingress: bool) -> str | None:
     fam = "ip6" if v6 else "ip"
     parts = [f"meta protocol {fam}"]
     prefixes = rule.get("remote_ip_prefixes")
-    if prefixes is not None:
+    if rule.get("remote_group_id"):
+        name = set_name(rule["remote_group_id"], rule.get("ethertype") or "IPv4")
+        parts.append(f"{fam} {'saddr' if ingress else 'daddr'} @{name}")
+    elif prefixes is not None:
         if not prefixes:
             return None
         nets = [str(ipaddress.ip_network(p, strict=False)) for p in prefixes]
@@ -119,9 +171,10 @@ def tap_chains(vif: dict, stateful: bool = True) -> list[str]:
 
 
 def render(vifs: list[dict], metadata_port: int, stateful: bool = True,
-           tables: tuple[str, str] = (FILTER, NAT)) -> str:
+           tables: tuple[str, str] = (FILTER, NAT), members: dict | None = None) -> str:
     """The whole ``nft -f`` script for these vifs (each plugged vif once);
-    ``tables`` names the bridge filter table and the ip NAT table."""
+    ``tables`` names the bridge filter table and the ip NAT table; ``members``
+    ({group_id: members}) fills the remote groups' sets."""
     ftable, ntable = tables
     out = [f"table bridge {ftable}", f"delete table bridge {ftable}",
            f"table ip {ntable}", f"delete table ip {ntable}"]
@@ -135,6 +188,8 @@ def render(vifs: list[dict], metadata_port: int, stateful: bool = True,
             outp.append(f"oifname {_q(tap)} jump in-{tap}")
             chains += tap_chains(v, stateful)
         out.append(f"table bridge {ftable} {{")
+        for gid, eth in sorted(referenced_sets(filtered)):
+            out.append(set_decl(gid, eth, (members or {}).get(gid)))
         for hook, lines in (("forward", fwd), ("input", inp), ("output", outp)):
             out.append(f"  chain {hook} {{\n    type filter hook {hook} priority 0; "
                        "policy accept;\n" + "".join(f"    {x}\n" for x in lines) + "  }")

@@ -184,6 +184,16 @@ class LibvirtDriver(Driver):
         except (HostNetworkError, CommandError, OSError) as exc:
             raise DriverError(f"cannot update the instance's networks: {exc}") from None
 
+    async def update_security_group_members(self, group_id: str, members: dict) -> None:
+        if self.host_network is None:
+            return
+        from cloudd.agent.network.runner import CommandError
+        try:
+            await self.host_network.set_members(group_id, members)
+        except (CommandError, OSError) as exc:
+            raise DriverError(f"cannot update security group {group_id}'s members: "
+                              f"{exc}") from None
+
     async def _replug(self, uuid: str, network_info: list[dict]) -> None:
         """The instance's vifs on the host are now ``network_info`` (saved, so a
         restart's reconcile plumbs them again)."""

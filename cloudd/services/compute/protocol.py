@@ -51,6 +51,19 @@ Commands (durable, from the outbox; idempotent on the agent):
                                        # rules and DHCP entries on the host
                                        # (``HostNetwork.update``; a no-op for the
                                        # fake driver)
+  security_group_members {"group_id", "members": {"version": int,
+                          "IPv4": [PREFIX], "IPv6": [PREFIX]}}
+                                       # the addresses of a security group's
+                                       # ports, for the rules of this host's vifs
+                                       # that name it as remote group (one nft
+                                       # set per group and ethertype); sent to
+                                       # each host with such a vif when members
+                                       # come, go or change address, one per
+                                       # host and group, updated in place while
+                                       # unsent. The agent keeps the highest
+                                       # ``version`` (a vif's own
+                                       # ``security_group_members`` too). An
+                                       # older agent answers "unknown command".
   attach_interface {"uuid", "vif"}     # hot-plug one more vif (host plumbing
                                        # first); the guest keeps it across restarts
   detach_interface {"uuid", "port_id", "vif"}
@@ -74,7 +87,8 @@ MIN_VERSION = 1
 
 COMMANDS = frozenset({"spawn", "destroy", "reboot", "power_off", "power_on", "pause",
                       "unpause", "suspend", "resume", "resize", "rebuild", "snapshot",
-                      "network_update", "attach_interface", "detach_interface"})
+                      "network_update", "attach_interface", "detach_interface",
+                      "security_group_members"})
 CALLS = frozenset({"console_output", "console_info"})
 
 # The websocket endpoint on the controller's main port.

@@ -168,7 +168,8 @@ async def delete(request: web.Request) -> web.Response:
             .scalars().all())
         await conn.execute(R.delete().where(sa.or_(R.c.security_group_id == row["id"],
                                                    R.c.remote_group_id == row["id"])))
-        await sg.notify(cloud, conn, referring)
+        from cloudd.services.network import sg_members
+        await sg_members.rules_changed(cloud, conn, referring)
         await conn.execute(G.delete().where(G.c.id == row["id"]))
     return web.Response(status=202)
 

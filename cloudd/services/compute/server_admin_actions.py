@@ -113,7 +113,7 @@ async def _ports_groups(cloud, conn, row, name: str, add: bool) -> None:
     server, and the hosts re-apply the rules (``ports_changed``)."""
     import sqlalchemy as sa
 
-    from cloudd.services.network import secgroups
+    from cloudd.services.network import secgroups, sg_members
     G, P, PSG = t.security_group, t.port, t.port_security_group
     if add and name == "default":
         await secgroups.ensure_default(conn, row.project_id)
@@ -146,7 +146,7 @@ async def _ports_groups(cloud, conn, row, name: str, add: bool) -> None:
             await conn.execute(PSG.delete().where(PSG.c.port_id == port.id,
                                                   PSG.c.security_group_id == group_id))
     await cloud.compute.ports_changed(conn, [row.uuid])
-    await secgroups.notify(cloud, conn, [group_id], skip=[row.uuid])
+    await sg_members.members_changed(cloud, conn, [group_id])
 
 
 def _security_group(action: str, rule: str, add: bool):

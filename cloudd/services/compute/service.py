@@ -87,6 +87,20 @@ class ComputeService:
             hosts.add(row.host)
         self._notify_after_commit(conn, hosts)
 
+    async def security_group_members(self, conn, group_id: str, members: dict,
+                                     hosts) -> None:
+        """Inside the caller's transaction (a security group's ports or their
+        addresses changed): one ``security_group_members`` command per host
+        holding the group's member set, replacing the host's unsent one
+        (``outbox.coalesce``): linear in the changes, not in members²."""
+        from cloudd.services.compute import outbox
+        hosts = set(hosts)
+        await outbox.coalesce(conn, hosts=hosts, op="security_group_members",
+                              args={"group_id": group_id, "members": members},
+                              key="group_id")
+        if hosts:
+            self._notify_after_commit(conn, hosts)
+
     def _notify_after_commit(self, conn, hosts: set[str]) -> None:
         loop = asyncio.get_running_loop()
 

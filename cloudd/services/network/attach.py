@@ -9,7 +9,7 @@ import ipaddress
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import ipam, port_ops, quotas, secgroups, store, vifs
+from cloudd.services.network import ipam, port_ops, quotas, store, vifs
 from cloudd.services.network.common import utcnow
 from cloudd.web.errors import ApiError
 
@@ -80,10 +80,7 @@ async def allocate_port(service, conn, *, instance_uuid: str, project_id: str, h
             revision_number=port["revision_number"] + 1))
         port.update(device_id=instance_uuid, device_owner=owner, binding_host_id=host,
                     status="DOWN", device_order=order)
-        net = await store.network(conn, port["network_id"])
-        if port["security_groups"]:
-            await secgroups.notify(service.cloud, conn, port["security_groups"],
-                                   skip={instance_uuid})
+        net = await store.network(conn, port["network_id"])       # members unchanged
     else:
         net = await _network(service, conn, project_id, network_id)
         if not net["subnets"]:
@@ -138,9 +135,6 @@ async def deallocate_port(service, conn, instance_uuid: str, port_id: str) -> bo
         await conn.execute(P.update().where(P.c.id == port_id).values(
             device_id="", device_owner="", binding_host_id="", status="DOWN",
             updated_at=utcnow(), revision_number=port["revision_number"] + 1))
-        if port["security_groups"]:
-            await secgroups.notify(service.cloud, conn, port["security_groups"],
-                                   skip={instance_uuid})
     else:
         await port_ops.delete(conn, service.cloud, port, skip={instance_uuid})
     return True

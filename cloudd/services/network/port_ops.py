@@ -10,7 +10,7 @@ import re
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import ipam, quotas, secgroups, store
+from cloudd.services.network import ipam, quotas, secgroups, sg_members, store
 from cloudd.services.network.common import error, invalid_attr, new_id, utcnow
 
 P, PSG, S, G = t.port, t.port_security_group, t.subnet, t.security_group
@@ -71,9 +71,11 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
                  binding_profile: dict | None = None, vnic_type: str = "normal",
                  preserve_on_delete: bool = True, device_order: int = 0,
                  is_admin: bool = False,
-                 count_quota: bool = True) -> dict:
+                 count_quota: bool = True, host_gets_vif: bool = False) -> dict:
     """A new port on ``net`` with its addresses and groups, inside the caller's
-    transaction; returns the stored port (with fixed_ips and security_groups)."""
+    transaction; returns the stored port (with fixed_ips and security_groups).
+    ``host_gets_vif``: the caller sends the port's vif to ``host`` in this
+    transaction (a build's spawn; sg_members.members_changed)."""
     if count_quota:
         await quotas.check(conn, cloud.config, project_id, "port")
     subnets = await store.subnets(conn, S.c.network_id == net["id"], lock=True)
@@ -104,17 +106,18 @@ async def create(conn, cloud, net: dict, project_id: str, *, name: str = "",
     await ipam.store(conn, port_id, net["id"], ips)
     await set_groups(conn, port_id, groups)
     row.update(fixed_ips=ips, security_groups=groups)
-    if groups and host:
-        await secgroups.notify(cloud, conn, groups, skip={device_id})
+    if groups:
+        await sg_members.members_changed(cloud, conn, groups,
+                                         host_has_vif=host if host_gets_vif else None)
     return row
 
 
 async def delete(conn, cloud, port: dict, skip=()) -> None:
-    """Remove a port, its addresses and group memberships; tell compute whose
-    rules named its addresses."""
+    """Remove a port, its addresses and group memberships; the hosts holding
+    its groups' member sets hear of it (``skip``: kept for callers, unused)."""
     await conn.execute(P.delete().where(P.c.id == port["id"]))
-    if port["security_groups"] and port["binding_host_id"]:
-        await secgroups.notify(cloud, conn, port["security_groups"], skip=skip)
+    if port["security_groups"]:
+        await sg_members.members_changed(cloud, conn, port["security_groups"])
 
 
 async def dhcp_port(conn, cloud, net: dict, host: str) -> dict | None:

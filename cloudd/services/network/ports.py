@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, ipam, networks, port_ops, secgroups, store, tags
+from cloudd.services.network import (
+    common,
+    ipam,
+    networks,
+    port_ops,
+    sg_members,
+    store,
+    tags,
+)
 from cloudd.services.network.common import bad_request, enforce, error, invalid_attr, utcnow
 
 N, P, S = t.network, t.port, t.subnet
@@ -225,9 +233,10 @@ async def update_port(request: web.Request) -> web.Response:
         old_groups = row["security_groups"]
         row.update(values)
         row["security_groups"] = groups
+        if groups_changed or ips_changed:
+            await sg_members.members_changed(cloud, conn, set(groups) | set(old_groups))
         if (groups_changed or ips_changed or "port_security_enabled" in values) and \
                 row["binding_host_id"]:
-            await secgroups.notify(cloud, conn, set(groups) | set(old_groups))
             compute = getattr(cloud, "compute", None)
             changed = getattr(compute, "ports_changed", None)
             if changed is not None and row["device_owner"].startswith("compute:"):

@@ -1,6 +1,6 @@
 """Security groups (neutron/db/securitygroups_db.py): each project's ``default``
 group made on first use (egress anywhere, ingress from its own members, for
-IPv4 and IPv6), a new group's egress rules, and who must hear of a change."""
+IPv4 and IPv6), a new group's egress rules. Who hears of a change: sg_members.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, quotas, tags
+from cloudd.services.network import common, quotas, sg_members, tags
 from cloudd.services.network.common import enforce, error, iso, loads, new_id, utcnow
 
 log = logging.getLogger("cloudd.network")
@@ -150,21 +150,6 @@ async def instances_for_group(conn, group_id: str) -> list[tuple[str, str]]:
     return sorted((r.device_id, r.binding_host_id) for r in (await conn.execute(q)).all())
 
 
-async def notify(cloud, conn, group_ids, skip=()) -> None:
-    """Tell compute (``ports_changed``) which instances' rules may have changed
-    (but not the instances in ``skip``: the one being built or deleted)."""
-    compute = getattr(cloud, "compute", None)
-    changed = getattr(compute, "ports_changed", None)
-    if changed is None:
-        return
-    uuids: set[str] = set()
-    for gid in set(group_ids):
-        uuids |= {u for u, _ in await instances_for_group(conn, gid)}
-    uuids -= set(skip)
-    if uuids:
-        await changed(conn, sorted(uuids))
-
-
 async def notify_network(cloud, conn, network_id: str) -> None:
     """Tell compute about every bound instance on a network whose subnets or
     MTU changed (their DHCP entries and vifs follow)."""
@@ -276,7 +261,7 @@ async def delete_group(request: web.Request) -> web.Response:
             .scalars().all())
         await conn.execute(R.delete().where(sa.or_(R.c.security_group_id == row["id"],
                                                    R.c.remote_group_id == row["id"])))
-        await notify(common.cloud(request), conn, referring)
+        await sg_members.rules_changed(common.cloud(request), conn, referring)
         await conn.execute(DSG.delete().where(DSG.c.security_group_id == row["id"]))
         await conn.execute(G.delete().where(G.c.id == row["id"]))
     return web.Response(status=204)

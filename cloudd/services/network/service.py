@@ -140,7 +140,9 @@ class NetworkService:
         """The instance's ports, bound to ``host``: new ones (deleted again when
         the instance goes) on the requested or "auto" network, with the given
         fixed IP and security groups; a given port is bound (and kept later).
-        Returns the vifs, in request order."""
+        Returns the vifs, in request order: the caller sends them to ``host``
+        in this transaction (the spawn), so that host gets no
+        security_group_members for the member sets they carry."""
         wanted = await self._requests(conn, project_id, requested)
         if not wanted:
             return []
@@ -160,10 +162,9 @@ class NetworkService:
                     revision_number=port["revision_number"] + 1))
                 port.update(device_id=instance_uuid, device_owner=owner,
                             binding_host_id=host, status="ACTIVE")
+                # Its groups' members are unchanged (a member set holds the
+                # addresses of bound and unbound ports alike).
                 net = await store.network(conn, port["network_id"])
-                if port["security_groups"]:
-                    await secgroups.notify(self.cloud, conn, port["security_groups"],
-                                           skip={instance_uuid})
             else:
                 net = await self._usable_network(conn, project_id, req.get("uuid"))
                 fixed = None
@@ -175,7 +176,7 @@ class NetworkService:
                         conn, self.cloud, net, project_id, fixed_ips=fixed,
                         device_id=instance_uuid, device_owner=owner, host=host,
                         security_groups=groups, preserve_on_delete=False,
-                        device_order=order, is_admin=True)
+                        device_order=order, is_admin=True, host_gets_vif=True)
                 except ApiError as err:
                     raise ApiError(err.status if err.status != 404 else 400,
                                    err.message) from None
@@ -195,20 +196,18 @@ class NetworkService:
                 await conn.execute(P.update().where(P.c.id == port["id"]).values(
                     device_id="", device_owner="", binding_host_id="", status="DOWN",
                     updated_at=utcnow(), revision_number=port["revision_number"] + 1))
-                if port["security_groups"]:
-                    await secgroups.notify(self.cloud, conn, port["security_groups"],
-                                           skip={instance_uuid})
             else:
                 await port_ops.delete(conn, self.cloud, port, skip={instance_uuid})
 
     async def bind_instance(self, conn, instance_uuid: str, host: str) -> None:
         """Binds the instance's ports to ``host``: a resize to another host and
         its revert (Nova's migrate_instance_finish); flat and vlan networks
-        get that host's DHCP port. Security group members are told."""
+        get that host's DHCP port. Member sets do not change (they hold
+        addresses, wherever the port is bound); the new host gets them in the
+        instance's vifs."""
         ports = await store.ports(conn, sa.and_(P.c.device_id == instance_uuid,
                                                 P.c.device_owner.like("compute:%")),
                                   lock=True)
-        groups: set[str] = set()
         for port in ports:
             if port["binding_host_id"] == host:
                 continue
@@ -218,9 +217,6 @@ class NetworkService:
             net = await store.network(conn, port["network_id"])
             if net["network_type"] != "local":
                 await port_ops.dhcp_port(conn, self.cloud, net, host)
-            groups.update(port["security_groups"])
-        if groups:
-            await secgroups.notify(self.cloud, conn, sorted(groups), skip={instance_uuid})
 
     async def vifs_for_instances(self, conn, instance_uuids) -> dict[str, list[dict]]:
         """Each instance's vifs, in the order the ports were asked for."""

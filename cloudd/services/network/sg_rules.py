@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from cloudd.db import tables as t
-from cloudd.services.network import common, quotas, secgroups
+from cloudd.services.network import common, quotas, secgroups, sg_members
 from cloudd.services.network.common import bad_request, enforce, error, invalid_attr
 from cloudd.services.network.vifs import PROTOCOLS
 
@@ -210,7 +210,7 @@ async def create_rule(request: web.Request) -> web.Response:
         row = await secgroups.insert_rule(conn, project_id=project, group_id=group_id,
                                           description=body.get("description") or "",
                                           **rule)
-        await secgroups.notify(cloud, conn, [group_id])
+        await sg_members.rules_changed(cloud, conn, [group_id])
     return common.one(request, "security_group_rule", secgroups.rule_view(row), 201)
 
 
@@ -221,7 +221,7 @@ async def delete_rule(request: web.Request) -> web.Response:
         row = await _visible(conn, ctx, request.match_info["id"])
         enforce(ctx, "delete_security_group_rule", row)
         await conn.execute(R.delete().where(R.c.id == row["id"]))
-        await secgroups.notify(cloud, conn, [row["security_group_id"]])
+        await sg_members.rules_changed(cloud, conn, [row["security_group_id"]])
     return web.Response(status=204)
 
 

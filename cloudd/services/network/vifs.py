@@ -1,6 +1,7 @@
 """Vifs: a port as the host plumbing needs it (the spawn spec's ``network_info``
-element, docs/network-design.md), with its security group rules resolved to
-address prefixes."""
+element, docs/network-design.md), with its security group rules: a remote
+prefix as a prefix, a remote group by name, with that group's members in the
+vif's ``security_group_members`` (sg_members.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import ipaddress
 import sqlalchemy as sa
 
 from cloudd.db import tables as t
-from cloudd.services.network import secgroups, store
+from cloudd.services.network import secgroups, sg_members, store
 from cloudd.services.network.common import loads
 
 P, PSG, A = t.port, t.port_security_group, t.ip_allocation
@@ -43,38 +44,30 @@ def tap_name(port_id: str) -> str:
     return f"tap{port_id[:11]}"
 
 
-async def _member_prefixes(conn, group_ids: set[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {g: [] for g in group_ids}
-    if not group_ids:
-        return out
-    q = (sa.select(PSG.c.security_group_id, A.c.ip_address)
-         .select_from(PSG.join(A, A.c.port_id == PSG.c.port_id))
-         .where(PSG.c.security_group_id.in_(sorted(group_ids))))
-    for gid, ip in (await conn.execute(q)).all():
-        addr = ipaddress.ip_address(ip)
-        out[gid].append(f"{addr}/{addr.max_prefixlen}")
-    return {g: sorted(set(v)) for g, v in out.items()}
-
-
 async def _rules_for(conn, group_ids: list[str], cache: dict) -> list[dict]:
+    """The wire rules of ports in these groups; ``cache`` gains the members of
+    every group a rule names as remote group (sg_members.snapshot)."""
     rules = await secgroups.rules(conn, R_IN(group_ids))
     remotes = {r["remote_group_id"] for r in rules if r["remote_group_id"]}
     missing = remotes - set(cache)
-    cache.update(await _member_prefixes(conn, missing))
+    if missing:
+        cache.update(await sg_members.snapshot(conn, missing))
     out = []
     for r in rules:
         version = 4 if r["ethertype"] == "IPv4" else 6
-        if r["remote_group_id"]:
-            prefixes = [p for p in cache[r["remote_group_id"]]
-                        if ipaddress.ip_network(p).version == version]
-        elif r["remote_ip_prefix"]:
-            prefixes = [str(ipaddress.ip_network(r["remote_ip_prefix"], strict=False))]
-        else:
-            prefixes = ["0.0.0.0/0" if version == 4 else "::/0"]
         item = {"direction": r["direction"], "ethertype": r["ethertype"],
                 "protocol": wire_protocol(r["protocol"]),
-                "port_range_min": r["port_range_min"], "port_range_max": r["port_range_max"],
-                "remote_ip_prefixes": prefixes}
+                "port_range_min": r["port_range_min"], "port_range_max": r["port_range_max"]}
+        if r["remote_group_id"]:
+            # The agent matches the group's member set; an older agent, which
+            # knows only remote_ip_prefixes, matches nothing (fails closed).
+            item["remote_group_id"] = r["remote_group_id"]
+            item["remote_ip_prefixes"] = []
+        elif r["remote_ip_prefix"]:
+            item["remote_ip_prefixes"] = [
+                str(ipaddress.ip_network(r["remote_ip_prefix"], strict=False))]
+        else:
+            item["remote_ip_prefixes"] = ["0.0.0.0/0" if version == 4 else "::/0"]
         if item not in out:
             out.append(item)
     return out
@@ -103,7 +96,7 @@ async def for_ports(conn, ports: list[dict]) -> list[dict]:
     nets: dict[str, dict] = {}
     subs: dict[str, list[dict]] = {}
     dhcp: dict[tuple[str, str], dict | None] = {}
-    members: dict[str, list[str]] = {}
+    members: dict[str, dict] = {}
     out = []
     for port in ports:
         nid = port["network_id"]
@@ -129,6 +122,7 @@ async def for_ports(conn, ports: list[dict]) -> list[dict]:
         rules = []
         if port["port_security_enabled"] and port["security_groups"]:
             rules = await _rules_for(conn, port["security_groups"], members)
+        remotes = sorted({r["remote_group_id"] for r in rules if r.get("remote_group_id")})
         out.append({
             "port_id": port["id"], "mac": port["mac_address"], "network_id": nid,
             "network_name": net["name"], "bridge": bridge_name(nid),
@@ -141,6 +135,7 @@ async def for_ports(conn, ports: list[dict]) -> list[dict]:
             "subnets": vif_subnets,
             "port_security_enabled": port["port_security_enabled"],
             "security_group_rules": rules,
+            "security_group_members": {g: members[g] for g in remotes},
             "status": port["status"],
         })
     return out
