@@ -285,14 +285,20 @@ async def test_results_survive_an_agent_restart(tmp_path):
     assert oct((tmp_path / "state.json").stat().st_mode & 0o777) == "0o600"
 
 
-async def test_network_update_is_answered_ok_without_host_plumbing(tmp_path):
-    # The fake driver has no host networking: the command is done, not crashed.
+def recording_executor(tmp_path, driver=None) -> tuple[Executor, dict]:
+    """An agent's executor on ``driver`` (a fake one by default) whose
+    results land in the returned dict, by command id."""
     results: dict = {}
 
     async def send(cid, res):
         results[cid] = res
 
-    ex = Executor(FakeDriver("h"), AgentState(tmp_path).load(), send)
+    return Executor(driver or FakeDriver("h"), AgentState(tmp_path).load(), send), results
+
+
+async def test_network_update_is_answered_ok_without_host_plumbing(tmp_path):
+    # The fake driver has no host networking: the command is done, not crashed.
+    ex, results = recording_executor(tmp_path)
     await ex.submit({"id": "c1", "op": "spawn", "args": {"spec": spec("u1")}})
     await ex.submit({"id": "c2", "op": "network_update",
                      "args": {"uuid": "u1", "network_info": []}})
@@ -301,13 +307,8 @@ async def test_network_update_is_answered_ok_without_host_plumbing(tmp_path):
 
 
 async def test_interface_commands_reach_the_driver(tmp_path):
-    results: dict = {}
-
-    async def send(cid, res):
-        results[cid] = res
-
     driver = FakeDriver("h")
-    ex = Executor(driver, AgentState(tmp_path).load(), send)
+    ex, results = recording_executor(tmp_path, driver)
     vif = {"port_id": "p9", "mac": "fa:16:3e:00:00:09", "bridge": "cdbr-n9"}
     await ex.submit({"id": "c1", "op": "spawn", "args": {"spec": spec("u1")}})
     await ex.submit({"id": "c2", "op": "attach_interface", "args": {"uuid": "u1", "vif": vif}})
@@ -320,6 +321,32 @@ async def test_interface_commands_reach_the_driver(tmp_path):
                      "args": {"uuid": "u1", "port_id": "p9", "vif": vif}})
     await wait_for(lambda: "c4" in results)
     assert results["c4"]["ok"] is True and driver.vifs["u1"] == []
+
+
+async def test_the_agent_applies_members_through_the_driver_newest_wins(tmp_path):
+    driver = FakeDriver("h")
+    ex, results = recording_executor(tmp_path, driver)
+
+    def members(version, *v4):
+        return {"group_id": "g", "members": {"version": version, "IPv4": list(v4),
+                                             "IPv6": []}}
+
+    await ex.submit({"id": "c1", "op": "security_group_members",
+                     "args": members(2, "10.0.0.2/32", "10.0.0.1/32")})
+    await ex.submit({"id": "c2", "op": "security_group_members",
+                     "args": members(1, "10.0.0.9/32")})          # older: ignored
+    await ex.submit({"id": "c3", "op": "security_group_members", "args": {"group_id": "g"}})
+    await wait_for(lambda: len(results) == 3, timeout=5)
+    assert results["c1"]["ok"] and results["c2"]["ok"] and results["c1"]["power_state"] is None
+    assert not results["c3"]["ok"] and "needs a group id and members" in results["c3"]["error"]
+    assert driver.security_group_members["g"] == {
+        "version": 2, "IPv4": ["10.0.0.1/32", "10.0.0.2/32"], "IPv6": []}
+    assert driver.member_updates == ["g", "g"]
+    await ex.submit({"id": "c1", "op": "security_group_members",
+                     "args": members(3)})                        # a repeated id: not run
+    await asyncio.sleep(0.05)
+    assert driver.member_updates == ["g", "g"]
+    await ex.close()
 
 
 async def test_heartbeats_and_down_after_silence(controller):

@@ -156,37 +156,3 @@ async def test_an_unsent_member_command_is_replaced_not_added(make_api):
     assert sorted(await waiting()) == [("h1", "g_1", 2, "sent"), ("h1", "g_1", 4, "pending"),
                                        ("h1", "g_10", 3, "sent"),
                                        ("h2", "g_1", 1, "pending")]
-
-
-async def test_the_agent_applies_members_through_the_driver_newest_wins(tmp_path):
-    from cloudd.agent.executor import Executor
-    from cloudd.agent.state import AgentState
-
-    results: dict = {}
-
-    async def send(cid, res):
-        results[cid] = res
-
-    driver = FakeDriver("h")
-    ex = Executor(driver, AgentState(tmp_path).load(), send)
-
-    def members(version, *v4):
-        return {"group_id": "g", "members": {"version": version, "IPv4": list(v4),
-                                             "IPv6": []}}
-
-    await ex.submit({"id": "c1", "op": "security_group_members",
-                     "args": members(2, "10.0.0.2/32", "10.0.0.1/32")})
-    await ex.submit({"id": "c2", "op": "security_group_members",
-                     "args": members(1, "10.0.0.9/32")})          # older: ignored
-    await ex.submit({"id": "c3", "op": "security_group_members", "args": {"group_id": "g"}})
-    await wait_for(lambda: len(results) == 3, timeout=5)
-    assert results["c1"]["ok"] and results["c2"]["ok"] and results["c1"]["power_state"] is None
-    assert not results["c3"]["ok"] and "needs a group id and members" in results["c3"]["error"]
-    assert driver.security_group_members["g"] == {
-        "version": 2, "IPv4": ["10.0.0.1/32", "10.0.0.2/32"], "IPv6": []}
-    assert driver.member_updates == ["g", "g"]
-    await ex.submit({"id": "c1", "op": "security_group_members",
-                     "args": members(3)})                        # a repeated id: not run
-    await asyncio.sleep(0.05)
-    assert driver.member_updates == ["g", "g"]
-    await ex.close()
