@@ -27,6 +27,7 @@ from cloudd.server import Cloud
 from cloudd.services.compute import agent_auth, hosts, outbox
 from cloudd.services.compute.agent_hub import AgentCallFailed, AgentUnavailable
 from cloudd.services.compute.tasks import utcnow
+from cloudd.testing.poll import wait_for
 from cloudd.web.app import build_root
 
 pytestmark = pytest.mark.asyncio
@@ -37,18 +38,6 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Poll an (async) predicate until it is truthy; returns its value."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(interval)
 
 
 class Controller:

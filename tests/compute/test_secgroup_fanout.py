@@ -18,6 +18,7 @@ from cloudd.agent.client import AgentClient
 from cloudd.db import tables as t
 from cloudd.drivers.fake import FakeDriver
 from cloudd.services.compute import agent_auth, outbox
+from cloudd.testing.poll import wait_for
 from cloudd.web.app import build_root
 from tests.compute.conftest import call
 from tests.compute.test_servers_api import ALICE, boot
@@ -26,17 +27,6 @@ pytestmark = pytest.mark.asyncio
 
 N = 30
 HOSTS = ("fan1", "fan2")
-
-
-async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
-    async with asyncio.timeout(timeout):
-        while True:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(interval)
 
 
 @pytest_asyncio.fixture
@@ -55,7 +45,7 @@ async def cloud(make_api, tmp_path):
         stop = asyncio.Event()
         running.append((client, asyncio.create_task(client.run(stop)), stop))
     for client, task, _ in running:
-        await wait_for(lambda c=client, t=task: c.ready.is_set() or t.done())
+        await wait_for(lambda c=client, t=task: c.ready.is_set() or t.done(), timeout=60)
         assert client.ready.is_set(), client.error
     yield api, drivers
     for _, _, stop in running:
@@ -103,20 +93,20 @@ async def test_booting_into_one_group_is_linear_and_member_sets_follow(cloud):
                    for d in drivers.values())
 
     # every host holds the whole group, whichever host a member is on
-    await wait_for(lambda: holds(want))
+    await wait_for(lambda: holds(want), timeout=60)
     assert all(d.instances for d in drivers.values())
 
     # a member leaves (its server is deleted): every host's set drops it
     gone = uuids[0]
     before = {h: len(d.member_updates) for h, d in drivers.items()}
     await call(api, "DELETE", f"/v2.1/servers/{gone}", token=ALICE, status=204)
-    await wait_for(lambda: holds(sorted(set(want) - {addresses[gone]})))
+    await wait_for(lambda: holds(sorted(set(want) - {addresses[gone]})), timeout=60)
     assert all(len(d.member_updates) > before[h] for h, d in drivers.items())
     # a member joins: the sets gain it
     new = await boot(api, name="fan-new")
-    await wait_for(lambda: _all_active(api, N))
+    await wait_for(lambda: _all_active(api, N), timeout=60)
     joined = sorted(set(want) - {addresses[gone]} | {await address_of(api, new)})
-    await wait_for(lambda: holds(joined))
+    await wait_for(lambda: holds(joined), timeout=60)
 
 
 async def _all_active(api, count) -> bool:
