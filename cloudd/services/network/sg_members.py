@@ -110,12 +110,15 @@ async def members_changed(cloud, conn, group_ids, host_has_vif: str | None = Non
     if send is None:
         return
     carried = await remote_groups(conn, group_ids) if host_has_vif else set()
+    hosts_of = {}
     for gid in sorted(set(group_ids)):
         hosts = [h for h in await hosts_referring(conn, gid)
                  if not (gid in carried and h == host_has_vif)]
         if hosts:
-            members = (await snapshot(conn, [gid]))[gid]
-            await send(conn, gid, members, hosts)
+            hosts_of[gid] = hosts
+    members = await snapshot(conn, hosts_of) if hosts_of else {}
+    for gid, hosts in hosts_of.items():
+        await send(conn, gid, members[gid], hosts)
 
 
 async def rules_changed(cloud, conn, group_ids, skip=()) -> None:
@@ -124,6 +127,7 @@ async def rules_changed(cloud, conn, group_ids, skip=()) -> None:
     changed = _compute(cloud, "ports_changed")
     if changed is None:
         return
-    uuids = [u for u in await instances_in(conn, group_ids) if u not in set(skip)]
+    skip = set(skip)
+    uuids = [u for u in await instances_in(conn, group_ids) if u not in skip]
     if uuids:
         await changed(conn, uuids)
