@@ -52,7 +52,11 @@ class Database:
             if path and path != ":memory:":
                 _ensure_private_file(Path(path))
             kwargs["connect_args"] = {"timeout": 30}
-        else:
+        # Opening a connection is dear (on SQLite a thread and the PRAGMAs,
+        # on PostgreSQL TLS and prepared statements again), so enough stay open
+        # for a burst: SQLAlchemy's default of 5 made every one past the fifth
+        # concurrent reader open a connection and close it again.
+        if self.url.database not in (None, "", ":memory:") or self.dialect != "sqlite":
             kwargs["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect != "sqlite":
@@ -136,8 +140,50 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def lazy_read(self) -> AsyncIterator[LazyRead]:
+        """``read()``, opened only at the block's first statement: a block
+        whose reads all hit in-memory caches (a server create's flavor,
+        image and limits) takes no connection, and pays none of the loop
+        cycles a checkout, BEGIN, ROLLBACK and close cost under load."""
+        lazy = LazyRead(self)
+        try:
+            yield lazy
+        except BaseException as error:
+            await lazy._close(error)
+            raise
+        await lazy._close(None)
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class LazyRead:
+    """What ``Database.lazy_read()`` yields: ``execute`` (and ``info``,
+    ``dialect``) as an AsyncConnection's, the snapshot opened on first use."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._context = None
+        self._conn: AsyncConnection | None = None
+        self._info: dict = {BEGIN_SEQ: db.commit_seq}
+        self.dialect = db.engine.dialect
+
+    @property
+    def info(self) -> dict:
+        return self._conn.info if self._conn is not None else self._info
+
+    async def execute(self, statement, parameters=None, **kwargs):
+        if self._conn is None:
+            self._context = self._db.read()
+            self._conn = await self._context.__aenter__()
+        return await self._conn.execute(statement, parameters, **kwargs)
+
+    async def _close(self, error: BaseException | None) -> None:
+        if self._context is not None:
+            context, self._context, self._conn = self._context, None, None
+            await context.__aexit__(type(error) if error else None, error,
+                                    error.__traceback__ if error else None)
 
 
 def _note_dml(conn, clauseelement, _multiparams, _params, _options) -> None:

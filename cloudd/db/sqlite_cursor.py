@@ -17,7 +17,7 @@ rollback the pool issues when a connection is returned after its commit
 costs no trip either.
 
 A transaction that asks for it (``defer_inserts``, ``Database.write``) also
-holds back its plain INSERTs (no RETURNING) and sends them with its next
+holds back its plain INSERTs (no RETURNING; one row or many) and sends them with its next
 statement or with its COMMIT: the server create's three INSERTs and the
 COMMIT are one trip. An INSERT that fails then fails that later call; the
 transaction rolls back whole either way, so only callers that do not catch
@@ -64,8 +64,11 @@ def _run(conn, begin: str | None, operation: str, parameters: Any, many: bool,
 
 
 def _send_held(conn, held: list) -> None:
-    for operation, parameters in held:
-        conn.execute(operation, parameters)
+    for operation, parameters, many in held:
+        if many:
+            conn.executemany(operation, parameters)
+        else:
+            conn.execute(operation, parameters)
 
 
 def _commit_with(conn, begin: str | None, held: list) -> None:
@@ -80,9 +83,9 @@ async def _nothing() -> None:
     return None
 
 
-def _deferrable(operation: str, many: bool) -> bool:
+def _deferrable(operation: str) -> bool:
     head = operation.lstrip()[:6].upper()
-    return not many and head == "INSERT" and "RETURNING" not in operation.upper()
+    return head == "INSERT" and "RETURNING" not in operation.upper()
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -130,10 +133,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def _call(self, operation, parameters, many: bool) -> None:
         aconn = self._connection
         held = aconn.__dict__.get(_DEFER)
-        if held is not None and _deferrable(operation, many):
-            held.append((operation, parameters))
+        if held is not None and _deferrable(operation):
+            held.append((operation, parameters, many))
             self._description, self._rows = None, collections.deque()
-            self._rowcount, self._lastrowid = 1, None
+            self._rowcount, self._lastrowid = len(parameters) if many else 1, None
             await_(_nothing())      # SQLAlchemy requires an await; this one never waits
             return
         begin = aconn.__dict__.pop(_BEGIN, None)

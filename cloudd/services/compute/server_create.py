@@ -1,6 +1,8 @@
-"""POST /servers: validation, then every row of the request in one write
-transaction (quota, group membership, instances, metadata, tags, build
-tasks with their "create" actions); the conductor is woken after commit."""
+"""POST /servers: validation (reads, outside any write transaction), then
+every row of the request in one write transaction (quota, group membership,
+instances, metadata, tags, build tasks with their "create" actions), shared
+with the creates arriving at the same time (``ComputeService.creates``, a
+group commit); the conductor is woken after the commit."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import uuid as uuidlib
 from aiohttp import web
 from sqlalchemy import select
 
-from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
 from cloudd.services.compute import (
     boot_images,
@@ -217,6 +218,14 @@ async def _quota_count(conn, cfg, ctx, flavor: dict, lo: int, hi: int,
     return good
 
 
+def _limited(limits: dict[str, int], flavor: dict, count: int) -> bool:
+    """Whether booting ``count`` of ``flavor`` meets a limit (not -1), so the
+    write must lock the project's quota and count."""
+    deltas = {"instances": count, "cores": count * int(flavor["vcpus"]),
+              "ram": count * int(flavor["memory_mb"])}
+    return any(delta > 0 and limits.get(r, -1) >= 0 for r, delta in deltas.items())
+
+
 async def _flavor(compute, conn, flavor_id: str, project_id: str, is_admin: bool):
     """The flavor snapshot (``instance.flavor``) if the caller may boot it, else
     None; read through the compute service's flavor cache. A fresh dict."""
@@ -315,12 +324,12 @@ async def create(request: web.Request) -> web.Response:
         _check_multiple(networks)
     flavor_id = id_from_href(server["flavorRef"])
 
-    created: list[tuple[str, str]] = []
     reservation_id = "r-" + secrets.token_hex(4)
-    # Nothing below catches an INSERT's error on the spot: on SQLite the three
-    # INSERTs of each server ride with the COMMIT (one trip to the database).
-    async with cloud.db.write(defer_inserts=True) as conn:
-        compute = common.compute(request)
+    compute = common.compute(request)
+    # The checks read (mostly through the service's caches) outside any write
+    # transaction, as Nova's do; what must be exact against racing creates
+    # (the quota counts) runs in the write itself.
+    async with cloud.db.lazy_read() as conn:
         flavor = await _flavor(compute, conn, flavor_id, ctx.project_id, is_admin)
         if flavor is None:
             raise ApiError(400, f"Flavor {flavor_id} could not be found.")
@@ -342,33 +351,45 @@ async def create(request: web.Request) -> web.Response:
         await check_metadata_quota(conn, cfg, ctx.project_id, metadata, limits)
         group = await _group_for(conn, ctx, is_admin, hints)
         await _validate_networks(cloud, conn, ctx.project_id, networks, sec_groups)
-        count = await _quota_count(conn, cfg, ctx, flavor, min_count, max_count, limits)
-        if group is not None:
-            await quota_store.enforce_group_members(conn, cfg, ctx.project_id, group.id,
-                                                    count)
-        spec = {
-            "availability_zone": zone, "scheduler_hints": hints,
-            "group": None if group is None else {
-                "id": group.id, "policy": group.policy,
-                "rules": json.loads(group.rules or "{}")},
-            "image": image, "networks": networks,
-            "block_device_mapping": bdms, "max_attempts": cfg.compute.max_attempts,
-            "tried_hosts": [], "security_groups": sec_groups,
-            "disk_config": server.get("OS-DCF:diskConfig") or "MANUAL",
-            "force_host": force_host or requested_host,
-            "force_node": force_node or requested_node,
-            "trusted_certs": trusted or None, "num_instances": count,
-        }
+    spec = {
+        "availability_zone": zone, "scheduler_hints": hints,
+        "group": None if group is None else {
+            "id": group.id, "policy": group.policy,
+            "rules": json.loads(group.rules or "{}")},
+        "image": image, "networks": networks,
+        "block_device_mapping": bdms, "max_attempts": cfg.compute.max_attempts,
+        "tried_hosts": [], "security_groups": sec_groups,
+        "disk_config": server.get("OS-DCF:diskConfig") or "MANUAL",
+        "force_host": force_host or requested_host,
+        "force_node": force_node or requested_node,
+        "trusted_certs": trusted or None,
+    }
+    flavor_json = json.dumps(flavor)
+    quota_bound = _limited(limits, flavor, max_count) or group is not None
+
+    async def write(batch) -> list[tuple[str, str]]:
+        """Inside the shared write transaction (cloudd/db/group_commit.py):
+        the quota checks, then every row of the request. May run twice (alone
+        the second time), so it starts from nothing each time."""
+        count = max_count
+        if quota_bound:
+            conn = await batch.flushed()
+            count = await _quota_count(conn, cfg, ctx, flavor, min_count, max_count, limits)
+            if group is not None:
+                await quota_store.enforce_group_members(conn, cfg, ctx.project_id,
+                                                        group.id, count)
+        spec_json = json.dumps({**spec, "num_instances": count})
         now = tasks.utcnow()
+        created = []
         for index in range(count):
             uuid = str(uuidlib.uuid4())
             display = name if count == 1 else f"{name}-{index + 1}"
             host_name = hostname or sanitize_hostname(display, f"Server-{uuid}")
-            row = {
+            batch.insert(t.instance, {
                 "uuid": uuid, "display_name": display, "hostname": host_name,
                 "description": description if count == 1 or mv >= (2, 19) else display,
                 "project_id": ctx.project_id, "user_id": ctx.user_id, "host": None,
-                "node": None, "availability_zone": zone, "flavor": json.dumps(flavor),
+                "node": None, "availability_zone": zone, "flavor": flavor_json,
                 "image_ref": image_ref, "vm_state": states.BUILDING,
                 "task_state": states.SCHEDULING, "power_state": 0, "key_name": key_name,
                 "key_data": key_data, "user_data": server.get("user_data"),
@@ -376,22 +397,28 @@ async def create(request: web.Request) -> web.Response:
                 "access_ip_v4": access_ip(server.get("accessIPv4")),
                 "access_ip_v6": access_ip(server.get("accessIPv6")), "locked": False,
                 "launch_index": index, "reservation_id": reservation_id, "progress": 0,
-                "request_spec": json.dumps(spec), "created_at": now, "updated_at": now,
-                "deleted": False}
-            await conn.execute(pb.insert_into(t.instance), row)
+                "request_spec": spec_json, "created_at": now, "updated_at": now,
+                "deleted": False})
             for k, v in metadata.items():
-                await conn.execute(t.instance_metadata.insert().values(
-                    instance_uuid=uuid, meta_key=k, meta_value=v))
+                batch.insert(t.instance_metadata,
+                             {"instance_uuid": uuid, "meta_key": k, "meta_value": v})
             for tag in tags:
-                await conn.execute(t.instance_tag.insert().values(instance_uuid=uuid, tag=tag))
+                batch.insert(t.instance_tag, {"instance_uuid": uuid, "tag": tag})
             if group is not None:
-                await conn.execute(t.server_group_member.insert().values(
-                    group_id=group.id, instance_uuid=uuid))
-            task_id = await tasks.open_task(
-                conn, instance_uuid=uuid, kind="build", action="create",
-                request_id=ctx.request_id, project_id=ctx.project_id, user_id=ctx.user_id,
-                new_instance=True)
-            created.append((uuid, task_id))
+                batch.insert(t.server_group_member,
+                             {"group_id": group.id, "instance_uuid": uuid})
+            action = tasks.action_row(instance_uuid=uuid, action="create",
+                                      request_id=ctx.request_id, project_id=ctx.project_id,
+                                      user_id=ctx.user_id, when=now)
+            task = tasks.task_row(instance_uuid=uuid, kind="build", payload=None,
+                                  request_id=ctx.request_id, action_id=action["id"],
+                                  when=now)
+            batch.insert(t.instance_action, action)
+            batch.insert(t.task, task)
+            created.append((uuid, task["id"]))
+        return created
+
+    created = await compute.creates.run(write)
     for _, task_id in created:
         compute.wake(task_id)
 

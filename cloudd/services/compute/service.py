@@ -11,11 +11,13 @@ import logging
 
 from sqlalchemy import event
 
+from cloudd.db.group_commit import GroupCommit
 from cloudd.db.table_cache import TableCache
 from cloudd.services.compute.agent_hub import AgentHub
 from cloudd.services.compute.conductor import Conductor
 from cloudd.services.compute.scheduler import Scheduler
 from cloudd.services.placement.service import PlacementService
+from cloudd.web.errors import ApiError
 
 log = logging.getLogger("cloudd.compute")
 
@@ -36,6 +38,8 @@ class ComputeService:
         self.quota_cache = TableCache(cloud.db, {"quota", "quota_class"})
         self.image_cache = TableCache(cloud.db, {"image", "image_property", "image_tag",
                                                  "image_member"})
+        # Server creates arriving together commit together (server_create.py).
+        self.creates = GroupCommit(cloud.db, refusals=(ApiError,))
 
     def actors(self) -> list:
         """The actors the cloud's supervisor runs for compute."""

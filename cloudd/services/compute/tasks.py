@@ -42,43 +42,50 @@ def utcnow() -> datetime:
 async def record_action(conn, *, instance_uuid: str, action: str, request_id: str,
                         project_id: str, user_id: str, when: datetime | None = None) -> str:
     """An ``instance_action`` row (os-instance-actions); returns its id."""
-    action_id = str(uuid.uuid4())
-    when = when or utcnow()
-    await conn.execute(pb.insert_into(t.instance_action), {
-        "id": action_id, "instance_uuid": instance_uuid, "action": action,
-        "request_id": request_id, "project_id": project_id, "user_id": user_id,
-        "start_time": when, "updated_at": when})
-    return action_id
+    row = action_row(instance_uuid=instance_uuid, action=action, request_id=request_id,
+                     project_id=project_id, user_id=user_id, when=when or utcnow())
+    await conn.execute(pb.insert_into(t.instance_action), row)
+    return row["id"]
+
+
+def action_row(*, instance_uuid: str, action: str, request_id: str, project_id: str,
+               user_id: str, when: datetime) -> dict:
+    """A new ``instance_action`` row (its ``id`` fresh)."""
+    return {"id": str(uuid.uuid4()), "instance_uuid": instance_uuid, "action": action,
+            "request_id": request_id, "project_id": project_id, "user_id": user_id,
+            "start_time": when, "updated_at": when}
+
+
+def task_row(*, instance_uuid: str, kind: str, payload: dict | None, request_id: str,
+             action_id: str | None, when: datetime) -> dict:
+    """A new pending task row (its ``id`` fresh)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}")
+    return {"id": str(uuid.uuid4()), "instance_uuid": instance_uuid, "kind": kind,
+            "state": "pending", "step": "start", "payload": json.dumps(payload or {}),
+            "attempts": 0, "request_id": request_id, "action_id": action_id,
+            "created_at": when, "updated_at": when}
 
 
 async def open_task(conn, *, instance_uuid: str, kind: str, payload: dict | None = None,
                     action: str | None = None, request_id: str = "", project_id: str = "",
-                    user_id: str = "", conflict_message: str | None = None,
-                    new_instance: bool = False) -> str:
+                    user_id: str = "", conflict_message: str | None = None) -> str:
     """Insert a pending task (and its instance action when ``action`` is given).
 
     Call inside the API's write transaction, after the compare-and-swap on
     the instance's task_state. A second open task for the instance raises
     ApiError 409 (``conflict_message`` or a generic one), which rolls the
-    whole transaction back. ``new_instance``: the instance was inserted in
-    this transaction, so it has no other task (no savepoint is needed).
+    whole transaction back.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown task kind {kind!r}")
     now = utcnow()
     action_id = None
     if action:
         action_id = await record_action(conn, instance_uuid=instance_uuid, action=action,
                                         request_id=request_id, project_id=project_id,
                                         user_id=user_id, when=now)
-    task_id = str(uuid.uuid4())
-    row = {"id": task_id, "instance_uuid": instance_uuid, "kind": kind, "state": "pending",
-           "step": "start", "payload": json.dumps(payload or {}), "attempts": 0,
-           "request_id": request_id, "action_id": action_id, "created_at": now,
-           "updated_at": now}
-    if new_instance:
-        await conn.execute(pb.insert_into(t.task), row)
-        return task_id
+    row = task_row(instance_uuid=instance_uuid, kind=kind, payload=payload,
+                   request_id=request_id, action_id=action_id, when=now)
+    task_id = row["id"]
     try:
         async with conn.begin_nested():
             await conn.execute(pb.insert_into(t.task), row)
