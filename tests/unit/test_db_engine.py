@@ -176,3 +176,23 @@ async def test_deferred_inserts_commit_whole_or_not_at_all(db):
     async with db.read() as conn:
         assert [r.id for r in await conn.execute(select(item).order_by(item.c.id))] == \
             ["a", "b", "c", "f", "g"]
+
+
+@pytest.mark.asyncio
+async def test_lazy_read_takes_a_connection_only_when_it_reads(db):
+    async with db.write() as conn:
+        await conn.execute(item.insert().values(id="h", n=9))
+    pool = db.engine.sync_engine.pool
+    async with db.lazy_read() as lazy:
+        assert pool.checkedout() == 0
+        assert lazy.info[engine_mod.BEGIN_SEQ] == db.commit_seq
+    assert pool.checkedout() == 0
+    async with db.lazy_read() as lazy:
+        rows = (await lazy.execute(select(item.c.n).where(item.c.id == "h"))).all()
+        assert [r.n for r in rows] == [9] and pool.checkedout() == 1
+    assert pool.checkedout() == 0
+    with pytest.raises(RuntimeError):           # an error in the block gives it back too
+        async with db.lazy_read() as lazy:
+            await lazy.execute(select(item))
+            raise RuntimeError("boom")
+    assert pool.checkedout() == 0
