@@ -32,8 +32,19 @@ SERVERS = "os_compute_api:servers:%s"
 _PASSWORD_SYMBOLS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
+# The largest multiple of the alphabet's size a byte can reach: bytes from it
+# up are dropped, so every symbol stays equally likely.
+_PASSWORD_BYTE_LIMIT = 256 - 256 % len(_PASSWORD_SYMBOLS)
+
+
 def generate_password(length: int = 12) -> str:
-    return "".join(secrets.choice(_PASSWORD_SYMBOLS) for _ in range(length))
+    """``length`` symbols drawn uniformly from a few reads of the OS's random
+    source (one ``secrets.choice`` per symbol read it once per symbol)."""
+    out: list[str] = []
+    while len(out) < length:
+        out.extend(_PASSWORD_SYMBOLS[b % len(_PASSWORD_SYMBOLS)]
+                   for b in secrets.token_bytes(2 * length) if b < _PASSWORD_BYTE_LIMIT)
+    return "".join(out[:length])
 
 
 def sanitize_hostname(name: str, default: str | None = None) -> str:
