@@ -68,7 +68,10 @@ async def test_jobs_arriving_together_commit_together(db):
     results = await asyncio.gather(*(group.run(adder(name, 2)) for name in names))
     assert results == names
     assert group.batches == 1           # all twenty queued before the first began
-    assert len(sent) == 2               # one executemany per table
+    if db.dialect == "postgresql":      # one statement; the parents' INSERT a CTE
+        assert len(sent) == 1 and sent[0].startswith("WITH")
+    else:                               # one executemany per table
+        assert len(sent) == 2
     assert await ids(db, parent) == names
     assert len(await ids(db, child)) == 40
     # One at a time, each is a transaction of its own.
