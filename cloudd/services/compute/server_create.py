@@ -38,8 +38,8 @@ _PASSWORD_BYTE_LIMIT = 256 - 256 % len(_PASSWORD_SYMBOLS)
 
 
 def generate_password(length: int = 12) -> str:
-    """``length`` symbols drawn uniformly from a few reads of the OS's random
-    source (one ``secrets.choice`` per symbol read it once per symbol)."""
+    """``length`` symbols, each equally likely, from one read of the OS's
+    random source (rarely two), not one read per symbol."""
     out: list[str] = []
     while len(out) < length:
         out.extend(_PASSWORD_SYMBOLS[b % len(_PASSWORD_SYMBOLS)]
