@@ -13,6 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
 
 from cloudd.db import engine as engine_mod
 from cloudd.db.engine import Database
+from cloudd.testing.scratch_db import database_with
 
 BACKENDS = ["sqlite", "postgresql"]
 md = MetaData()
@@ -21,11 +22,8 @@ item = Table("item", md, Column("id", String(36), primary_key=True), Column("n",
 
 @pytest_asyncio.fixture(params=BACKENDS)
 async def db(request, database_url, tmp_path):
-    database = Database(database_url(request.param, tmp_path))
-    async with database.write() as conn:
-        await conn.run_sync(md.create_all)
-    yield database
-    await database.close()
+    async with database_with(database_url(request.param, tmp_path), md) as database:
+        yield database
 
 
 @pytest.mark.asyncio

@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from cloudd.db.engine import Database
 from cloudd.db.group_commit import GroupCommit
+from cloudd.testing.scratch_db import database_with
 
 BACKENDS = ["sqlite", "postgresql"]
 md = MetaData()
@@ -37,11 +37,8 @@ class Refused(Exception):
 
 @pytest_asyncio.fixture(params=BACKENDS)
 async def db(request, database_url, tmp_path):
-    database = Database(database_url(request.param, tmp_path))
-    async with database.write() as conn:
-        await conn.run_sync(md.create_all)
-    yield database
-    await database.close()
+    async with database_with(database_url(request.param, tmp_path), md) as database:
+        yield database
 
 
 def adder(name: str, children: int = 1):
