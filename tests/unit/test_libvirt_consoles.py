@@ -61,10 +61,31 @@ class _Conn:
         return self.doms
 
 
-def test_serial_port_choice_skips_used_and_busy_ports():
-    with socket.socket() as busy:
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _busy_above_a_free_port() -> socket.socket:
+    """A listening socket whose port's lower neighbour is free just now: tests
+    running in parallel hold ephemeral ports of their own, so the neighbour
+    of a random one may be taken (a failure CI met once)."""
+    for _ in range(50):
+        busy = socket.socket()
         busy.bind(("127.0.0.1", 0))
         busy.listen()
+        if _free(busy.getsockname()[1] - 1):
+            return busy
+        busy.close()
+    raise AssertionError("no listening port with a free neighbour in 50 tries")
+
+
+def test_serial_port_choice_skips_used_and_busy_ports():
+    with _busy_above_a_free_port() as busy:
         port = busy.getsockname()[1]
         lo = port - 3
         other = LIVE.replace("10003", str(lo))
