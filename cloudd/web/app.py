@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from cloudd.db import write_queue
+from cloudd.runtime import api_first
 from cloudd.web.auth import auth_middleware
 from cloudd.web.errors import ErrorStyle, identity_style
 from cloudd.web.middleware import error_middleware, request_id_middleware
@@ -74,16 +75,19 @@ def _prefix_middleware(spec_for: Callable[[web.Request], tuple[ServiceSpec, str]
 async def _service_middleware(request: web.Request, handler):
     """The API's own middleware (ServiceSpec.middleware), if it has one. A
     service API's request is foreground work: its SQLite writes queue ahead of
-    the conductor's (cloudd/db/write_queue.py)."""
-    token = write_queue.foreground() if request["spec"] is not _ROOT_SPEC else None
+    the conductor's (cloudd/db/write_queue.py), and while it is in flight the
+    conductor starts fewer steps (cloudd/runtime/api_first.py)."""
+    if request["spec"] is _ROOT_SPEC:
+        return await handler(request)
+    token = write_queue.foreground()
     try:
-        own = request["spec"].middleware
-        if own is None:
-            return await handler(request)
-        return await own(request, handler)
+        with api_first.request():
+            own = request["spec"].middleware
+            if own is None:
+                return await handler(request)
+            return await own(request, handler)
     finally:
-        if token is not None:
-            write_queue.background(token)
+        write_queue.background(token)
 
 
 def _application(cloud, spec_for) -> web.Application:

@@ -20,8 +20,10 @@ After the commit the hosts that got commands are notified
 finds the task already moved on (or still waiting) and does nothing.
 
 Messages of different tasks run concurrently (up to ``CONCURRENCY`` at a
-time; a test cloud with ``runtime.sync_cast`` runs them inline, one at a
-time): the lease and the compare-and-swaps guard a task, and a wake for a
+time, ``BUSY_CONCURRENCY`` while API requests are in flight, so that a
+user's request does not wait through loop turns full of build steps:
+runtime/api_first.py; a test cloud with ``runtime.sync_cast`` runs them
+inline, one at a time): the lease and the compare-and-swaps guard a task, and a wake for a
 task whose step is in progress is remembered and run once that step ends,
 so one task never has two steps in flight. The scheduler serialises its own
 select-and-claim.
@@ -71,7 +73,7 @@ from sqlalchemy import select, update
 
 from cloudd.db import prebuilt as pb
 from cloudd.db import tables as t
-from cloudd.runtime import Actor
+from cloudd.runtime import Actor, api_first
 from cloudd.services.compute import action_records as rec
 from cloudd.services.compute import outbox
 from cloudd.services.compute.tasks import OPEN_STATES, utcnow
@@ -84,6 +86,7 @@ SWEEP_INTERVAL = 30.0
 MAX_STEPS_PER_MESSAGE = 32
 MAX_STEP_CRASHES = 3
 CONCURRENCY = 16            # task messages handled at once
+BUSY_CONCURRENCY = 4        # ... while API requests are in flight (api_first.py)
 DRAIN_SECONDS = 10.0        # on stop: how long running steps may take to finish
 # Steps that read the instance first: it is read in the transaction that takes
 # the task (``Step.inst``) instead of one of its own.
@@ -243,7 +246,7 @@ class Conductor(Actor):
         self._inflight: set[str] = set()
         self._again: set[str] = set()
         self._workers: set[asyncio.Task] = set()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._slots = api_first.Slots(CONCURRENCY, BUSY_CONCURRENCY)
 
     # -- the message ---------------------------------------------------------------
     def cast(self, msg):
