@@ -7,12 +7,13 @@ turns with the conductor's steps, and every API request then needs several
 long turns: on PostgreSQL at 10 clients a loop turn took about 8 ms, and a
 create waited through four or five of them.
 
-``requests()`` counts the service API requests in flight (the web
+``request()`` counts the service API requests in flight (the web
 middleware enters it for each one). ``Slots`` is a semaphore for background
-work whose size is ``idle`` while no API request is in flight and ``busy``
-while one is: the conductor keeps few steps in the loop while users wait, and
-all of them once nobody does. Steps already running finish; only new ones
-wait. Background work is never stopped outright (``busy`` is at least 1).
+work whose size is ``busy`` while an API request is in flight or ended less
+than ``GRACE_SECONDS`` ago, and ``idle`` otherwise: the conductor keeps few
+steps in the loop while users wait, and all of them once nobody does. Steps
+already running finish; only new ones wait. Background work is never
+stopped outright (``busy`` is at least 1).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import weakref
 from collections import deque
 from contextlib import contextmanager
 
+GRACE_SECONDS = 0.02    # busy for this long after the last request ends
+
 _in_flight = 0
+_quiet_from = 0.0       # the loop time from which no request counts as recent
 _slots: weakref.WeakSet[Slots] = weakref.WeakSet()
 
 
@@ -31,18 +35,32 @@ def in_flight() -> int:
     return _in_flight
 
 
+def busy() -> bool:
+    """An API request is in flight, or one ended less than GRACE_SECONDS
+    ago: clients that send one request after another keep the loop short
+    between their requests, too."""
+    return bool(_in_flight) or asyncio.get_running_loop().time() < _quiet_from
+
+
 @contextmanager
 def request():
     """Count one API request for as long as the block runs."""
-    global _in_flight
+    global _in_flight, _quiet_from
     _in_flight += 1
     try:
         yield
     finally:
         _in_flight -= 1
         if _in_flight == 0:
-            for slots in list(_slots):
-                slots._wake()
+            loop = asyncio.get_running_loop()
+            _quiet_from = loop.time() + GRACE_SECONDS
+            loop.call_at(_quiet_from, _wake_all)
+
+
+def _wake_all() -> None:
+    if not busy():
+        for slots in list(_slots):
+            slots._wake()
 
 
 class Slots:
@@ -57,7 +75,7 @@ class Slots:
         _slots.add(self)
 
     def limit(self) -> int:
-        return self.busy if _in_flight else self.idle
+        return self.busy if busy() else self.idle
 
     async def acquire(self) -> None:
         if self.used < self.limit() and not self._waiters:

@@ -1,6 +1,6 @@
-"""While API requests are in flight, background work starts fewer steps at
-once (cloudd/runtime/api_first.py), and it gets all its slots back when the
-last request ends."""
+"""While API requests are in flight (and for a moment after), background
+work starts fewer steps at once (cloudd/runtime/api_first.py), and it gets
+all its slots back once requests stop."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from cloudd.runtime import api_first
 from cloudd.web import app as web_app
 from cloudd.web.auth import public
 from cloudd.web.errors import identity_style
+
+
+@pytest.fixture(autouse=True)
+def _short_grace(monkeypatch):
+    monkeypatch.setattr(api_first, "GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(api_first, "_quiet_from", 0.0)
 
 
 async def _start(slots: api_first.Slots, n: int) -> tuple[list[asyncio.Task], list[int]]:
@@ -62,7 +68,14 @@ async def test_a_request_in_flight_holds_new_steps_to_busy_then_all_resume():
         assert got == [0, 1]                # the rest wait while the user does
     await asyncio.sleep(0)
     assert api_first.in_flight() == 0
-    assert got == [0, 1, 2, 3, 4]           # the last request's end woke them, FIFO
+    assert got == [0, 1]                    # a next request may be on its way
+    await asyncio.sleep(0.25)
+    with api_first.request():               # ... and it came: the grace starts again
+        pass
+    await asyncio.sleep(0.25)               # past the first grace, within the second
+    assert got == [0, 1]
+    await asyncio.sleep(0.35)
+    assert got == [0, 1, 2, 3, 4]           # quiet for the grace: woken, FIFO
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
