@@ -23,7 +23,7 @@ import weakref
 from collections import deque
 from contextlib import contextmanager
 
-GRACE_SECONDS = 0.02    # busy for this long after the last request ends
+GRACE_SECONDS = 0.005   # busy for this long after the last request ends
 
 _in_flight = 0
 _quiet_from = 0.0       # the loop time from which no request counts as recent
