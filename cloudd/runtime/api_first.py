@@ -13,7 +13,9 @@ work whose size is ``busy`` while an API request is in flight or ended less
 than ``GRACE_SECONDS`` ago, and ``idle`` otherwise: the conductor keeps few
 steps in the loop while users wait, and all of them once nobody does. Steps
 already running finish; only new ones wait. Background work is never
-stopped outright (``busy`` is at least 1).
+stopped outright (``busy`` is at least 1), so a long request (an image
+upload of minutes) slows builds but does not stop them. The count is per
+process, like the event loop it protects.
 """
 
 from __future__ import annotations

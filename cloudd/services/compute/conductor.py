@@ -23,9 +23,9 @@ Messages of different tasks run concurrently (up to ``CONCURRENCY`` at a
 time, ``BUSY_CONCURRENCY`` while API requests are in flight, so that a
 user's request does not wait through loop turns full of build steps:
 runtime/api_first.py; a test cloud with ``runtime.sync_cast`` runs them
-inline, one at a time): the lease and the compare-and-swaps guard a task, and a wake for a
-task whose step is in progress is remembered and run once that step ends,
-so one task never has two steps in flight. The scheduler serialises its own
+inline, one at a time): the lease and the compare-and-swaps guard a task,
+and a wake for a task whose step is in progress is remembered and run once
+that step ends, so one task never has two steps in flight. The scheduler serialises its own
 select-and-claim.
 
 ``recover()`` (on start) and the periodic sweep re-cast every open task:
