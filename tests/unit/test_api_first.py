@@ -42,6 +42,13 @@ async def _start(slots: api_first.Slots, n: int) -> tuple[list[asyncio.Task], li
     return tasks, got
 
 
+async def _stop(tasks: list[asyncio.Task]) -> None:
+    """Cancel the holders (their slots are released) and wait for them."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _set_later(event: asyncio.Event) -> None:
     await asyncio.sleep(3600)
     event.set()
@@ -52,9 +59,7 @@ async def test_no_request_in_flight_gives_every_slot():
     slots = api_first.Slots(idle=5, busy=2)
     tasks, got = await _start(slots, 7)
     assert got == [0, 1, 2, 3, 4]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await _stop(tasks)
     assert slots.used == 0
 
 
@@ -76,9 +81,7 @@ async def test_a_request_in_flight_holds_new_steps_to_busy_then_all_resume():
     assert got == [0, 1]
     await asyncio.sleep(0.35)
     assert got == [0, 1, 2, 3, 4]           # quiet for the grace: woken, FIFO
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await _stop(tasks)
     assert slots.used == 0
 
 
@@ -92,9 +95,7 @@ async def test_steps_already_running_are_not_stopped_by_a_request():
         waiting = asyncio.create_task(slots.acquire())
         await asyncio.sleep(0)
         assert not waiting.done()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await _stop(tasks)
     await waiting                           # a freed slot reaches it
     assert slots.used == 1
     slots.release()
