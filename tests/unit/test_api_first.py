@@ -18,7 +18,7 @@ from cloudd.web.errors import identity_style
 
 
 @pytest.fixture(autouse=True)
-def _short_grace(monkeypatch):
+def _known_grace(monkeypatch):
     monkeypatch.setattr(api_first, "GRACE_SECONDS", 0.5)
     monkeypatch.setattr(api_first, "_quiet_from", 0.0)
 

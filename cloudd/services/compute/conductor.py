@@ -25,8 +25,8 @@ user's request does not wait through loop turns full of build steps:
 runtime/api_first.py; a test cloud with ``runtime.sync_cast`` runs them
 inline, one at a time): the lease and the compare-and-swaps guard a task,
 and a wake for a task whose step is in progress is remembered and run once
-that step ends, so one task never has two steps in flight. The scheduler serialises its own
-select-and-claim.
+that step ends, so one task never has two steps in flight. The scheduler
+serialises its own select-and-claim.
 
 ``recover()`` (on start) and the periodic sweep re-cast every open task:
 pending, running with an expired lease (on start: any running task, as
