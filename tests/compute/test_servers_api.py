@@ -90,6 +90,28 @@ async def test_create_writes_instance_task_and_action(api):
     assert s["hostId"] == "" and s["progress"] == 0
     assert "OS-EXT-SRV-ATTR:host" not in s            # members do not see host attrs
 
+async def test_legacy_version_and_project_prefix_paths(api):
+    """/v2 answers as /v2.1 does, each also behind a /{project_id} prefix, and
+    links name the version and prefix the request came in on."""
+    _, root = await call(api, "GET", "/", status=200)
+    assert [v["id"] for v in root["versions"]] == ["v2.0", "v2.1"]
+    for path, vid in (("/v2", "v2.0"), ("/v2.1/", "v2.1"), ("/v2.1/p1", "v2.1")):
+        _, doc = await call(api, "GET", path, status=200)
+        assert doc["version"]["id"] == vid, path
+    for root_path in ("/v2", "/v2.1/p1", "/v2/p1"):
+        _, data = await call(api, "POST", f"{root_path}/servers", body(), token=ALICE,
+                             status=202)
+        uuid = data["server"]["id"]
+        assert data["server"]["links"][0]["href"].endswith(f"{root_path}/servers/{uuid}")
+        _, shown = await call(api, "GET", f"{root_path}/servers/{uuid}", token=ALICE,
+                              status=200)
+        assert shown["server"]["id"] == uuid
+    # servers/detail is the collection, never a project named "servers".
+    _, listed = await call(api, "GET", "/v2.1/servers/detail", token=ALICE, status=200)
+    assert len(listed["servers"]) == 3
+    await call(api, "DELETE", "/v2.1/servers", token=ALICE, status=405)
+
+
 
 async def test_create_checks_the_image(api):
     """The image must exist, be visible and active, and fit the flavor."""

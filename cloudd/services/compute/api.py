@@ -12,7 +12,7 @@ import importlib
 
 from aiohttp import web
 
-from cloudd.services.compute import microversion
+from cloudd.services.compute import common, microversion
 from cloudd.services.compute.policies import BASE
 from cloudd.web.app import ServiceSpec
 from cloudd.web.auth import public
@@ -49,7 +49,7 @@ async def versions(request: web.Request) -> web.Response:
 
 @public
 async def version(request: web.Request) -> web.Response:
-    vid = request.match_info["_version"]
+    vid = common.api_version(request)
     vid = "v2.0" if vid == "v2" else vid
     doc = _version(request, vid)
     doc["links"].append({"rel": "describedby", "type": "text/html",
@@ -73,7 +73,9 @@ def routes() -> list[tuple[str, str, object]]:
                 table.append((method, path, microversion.versioned(
                     handler, low, high[0] if high else None)))
     for vid in ("v2.1", "v2"):
-        root = "/{_version:" + vid.replace(".", r"\.") + "}"
+        # A literal version, so aiohttp's router finds a route by its path's
+        # longest literal prefix instead of trying every compute route in turn.
+        root = "/" + vid
         out.append(("GET", root, version))
         out.append(("GET", root + "/", version))
         # Plain paths first, so /v2.1/servers/detail never reads as a project id.

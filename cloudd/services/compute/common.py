@@ -22,11 +22,18 @@ def cloud(request: web.Request):
     return request.config_dict["cloud"]
 
 
+def api_version(request: web.Request) -> str:
+    """The API version in the path: "v2.1" or the legacy "v2" ("v2.1" for the
+    versions document at the root)."""
+    first = request.path[len(request["prefix"]):].lstrip("/").partition("/")[0]
+    return first or "v2.1"
+
+
 def version_root(request: web.Request) -> str:
     """The URL of the API version this request came in on, e.g.
     http://host:8800/compute/v2.1 (with the project id when the request had one)."""
     base = f"{request.scheme}://{request.host}{request['prefix']}"
-    version = request.match_info.get("_version", "v2.1")
+    version = api_version(request)
     project = request.match_info.get("project_id")
     return f"{base}/{version}/{project}" if project else f"{base}/{version}"
 
