@@ -77,6 +77,14 @@ def test_a_body_only_jsonschema_accepts_is_still_accepted():
     assert schema_fast.compile_check(schema, ss.FORMATS.get())(body) is False
     assert valid(schema, body)
     ss.validate(body, schema)
+    ss.validate(body, schema)           # compiled on the second use
+    assert ss._validator(schema)[1] is not None
+
+
+def test_a_schema_built_per_request_is_not_compiled():
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    ss.validate({"a": "x"}, schema)
+    assert ss._validator(dict(schema))[1] is None
 
 
 def test_errors_keep_novas_wording():

@@ -15,6 +15,7 @@ is stored with that and the URL points at cloudd's own proxy
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from aiohttp import web
@@ -33,6 +34,7 @@ TOKENS_POLICY = "os_compute_api:os-console-auth-tokens"
 _TYPES_V26 = ["novnc", "xvpvnc", "spice-html5", "serial", "rdp-html5"]
 
 
+@functools.lru_cache(maxsize=128)
 def _create_schema(mv: tuple[int, int]) -> dict:
     protocols = ["vnc", "spice", "serial", "rdp"]
     types = list(_TYPES_V26)

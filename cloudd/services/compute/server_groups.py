@@ -3,6 +3,7 @@ policies as a list before 2.64, one policy with rules from 2.64)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid as uuidlib
 
@@ -23,6 +24,7 @@ sg = t.server_group
 sgm = t.server_group_member
 
 
+@functools.lru_cache(maxsize=128)
 def _schema(mv) -> dict:
     if mv >= (2, 64):
         props = {"name": NAME,

@@ -329,24 +329,29 @@ TAGS_BODY = {"type": "object",
 
 
 _VALIDATORS: dict[int, tuple[dict, Any, Any]] = {}
+_NOT_YET = object()
 
 
 def _validator(schema: dict):
     """One Draft4Validator per schema object, with its compiled yes/no check
     (cloudd/web/schema_fast.py; None if it has none). The schemas are module
-    constants or memoised per microversion; the entry keeps its schema alive."""
+    constants or memoised per microversion; the entry keeps its schema alive.
+    The check is compiled (a few ms, 35 for a server create) on the schema's
+    second use, so a schema built for one request never pays for it."""
     found = _VALIDATORS.get(id(schema))
     if found is not None and found[0] is schema:
-        return found[1], found[2]
+        fast = found[2]
+        if fast is _NOT_YET:
+            fast = schema_fast.compile_check(schema, FORMATS.get())
+            _VALIDATORS[id(schema)] = (schema, found[1], fast)
+        return found[1], fast
     if len(_VALIDATORS) >= 1024:
         _VALIDATORS.clear()
     import jsonschema
 
-    checker = FORMATS.get()
-    validator = jsonschema.Draft4Validator(schema, format_checker=checker)
-    fast = schema_fast.compile_check(schema, checker)
-    _VALIDATORS[id(schema)] = (schema, validator, fast)
-    return validator, fast
+    validator = jsonschema.Draft4Validator(schema, format_checker=FORMATS.get())
+    _VALIDATORS[id(schema)] = (schema, validator, _NOT_YET)
+    return validator, None
 
 
 def validate(body, schema: dict) -> None:
