@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/compute.py [--servers N] [--agents N] [--backend sqlite|postgresql|both]
                                       [--poll cheap|detail] [--networks none|auto|omit]
-                                      [--profile]
+                                      [--creates-only] [--profile]
 
 For each database: starts `cloudd serve` (no local agent) and N `cloudd agent`
 processes on the fake driver, then with concurrent clients creates the
@@ -175,9 +175,12 @@ def commands_written(cloud: CloudProcess) -> dict | None:
 
 
 async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: int,
-                   poll: str = "cheap", networks: str = "none", phase=None) -> dict:
+                   poll: str = "cheap", networks: str = "none", phase=None,
+                   creates_only: bool = False) -> dict:
     """``phase(name)``, if given, is called with "boot" as the creates start
-    and "active" once all are ACTIVE (the profiler samples that span)."""
+    and "active" once all are ACTIVE (the profiler samples that span).
+    ``creates_only``: stop once every create is answered (the poller ran
+    beside them, as in a full run) and report the creates alone."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
         tok, project = await token(s, cloud)
         headers = {"X-Auth-Token": tok, **NOVA}
@@ -215,6 +218,13 @@ async def run_once(cloud: CloudProcess, servers: int, agents: int, concurrency: 
         await asyncio.gather(*(creator() for _ in range(concurrency)))
         created = time.monotonic() - start
         creating.clear()
+        if creates_only:
+            watcher.cancel()
+            return {"servers": servers, "agents": agents, "concurrency": concurrency,
+                    "create_seconds": round(created, 2),
+                    "create_p50_ms": round(statistics.median(create_ms), 1),
+                    "create_p99_ms": round(pct(create_ms, 99), 1),
+                    "load_at_start": round(load0, 2)}
         seen = await watcher
         active_cpu = cpu_seconds(cloud.proc.pid) - cpu0
         if phase:
@@ -303,7 +313,8 @@ def bench_backend(backend: str, args, pg: PostgresServer | None) -> dict:
         log(f"{backend}: {args.servers} servers, {args.agents} agents")
         result = asyncio.run(run_once(cloud, args.servers, args.agents, args.concurrency,
                                       args.poll, args.networks,
-                                      phase if args.profile else None))
+                                      phase if args.profile else None,
+                                      args.creates_only))
         result["poll"] = args.poll
         result["networks"] = args.networks
         result["backend"] = backend
@@ -335,6 +346,9 @@ def main() -> int:
                              "the compute path alone, as the figures before the network "
                              "service), auto (a port each on the default network, in the "
                              "default security group), omit (2.1 without the key: auto)")
+    parser.add_argument("--creates-only", action="store_true",
+                        help="stop once the creates are answered: create latency "
+                             "alone, in a fraction of a full run's time")
     parser.add_argument("--profile", action="store_true",
                         help="sample the serve process with py-spy (pip install py-spy)")
     parser.add_argument("--profile-format", default="raw", choices=["raw", "flamegraph",
@@ -358,7 +372,7 @@ def main() -> int:
             "delete_all_seconds", "serve_cpu_ms_per_server", "peak_rss_mb", "load_at_start"]
     print(" | ".join(cols))
     for r in results:
-        print(" | ".join(str(r[c]) for c in cols))
+        print(" | ".join(str(r.get(c, "-")) for c in cols))
     return 0
 
 
