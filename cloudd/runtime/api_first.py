@@ -10,10 +10,8 @@ create waited through four or five of them.
 ``request()`` counts the service API requests in flight (the web
 middleware enters it for each one). ``Slots`` is a semaphore for background
 work whose size is ``busy`` while an API request is in flight or ended less
-than ``GRACE_SECONDS`` ago, 1 while several are in flight, and ``idle``
-otherwise: the conductor keeps few steps in the loop while a user waits, one
-while many do (on PostgreSQL at 20 clients that took the create p50 from
-about 32 to 22 ms), and all of them once nobody does. Steps
+than ``GRACE_SECONDS`` ago, and ``idle`` otherwise: the conductor keeps few
+steps in the loop while users wait, and all of them once nobody does. Steps
 already running finish; only new ones wait. Background work is never
 stopped outright (``busy`` is at least 1), so a long request (an image
 upload of minutes) slows builds but does not stop them. The count is per
@@ -55,10 +53,7 @@ def request():
         yield
     finally:
         _in_flight -= 1
-        if _in_flight == 1:             # one user left: back to the busy size
-            for slots in list(_slots):
-                slots._wake()
-        elif _in_flight == 0:
+        if _in_flight == 0:
             loop = asyncio.get_running_loop()
             _quiet_from = loop.time() + GRACE_SECONDS
             loop.call_at(_quiet_from, _wake_all)
@@ -82,10 +77,6 @@ class Slots:
         _slots.add(self)
 
     def limit(self) -> int:
-        """``idle`` when no user waits; ``busy`` while one request is in
-        flight (or one ended just now); 1 while several are."""
-        if _in_flight > 1:
-            return 1
         return self.busy if busy() else self.idle
 
     async def acquire(self) -> None:

@@ -86,22 +86,6 @@ async def test_a_request_in_flight_holds_new_steps_to_busy_then_all_resume():
 
 
 @pytest.mark.asyncio
-async def test_several_requests_in_flight_leave_background_one_step():
-    slots = api_first.Slots(idle=5, busy=3)
-    with api_first.request():
-        with api_first.request():
-            tasks, got = await _start(slots, 6)
-            await asyncio.sleep(0)
-            assert got == [0]               # two users wait: one step at a time
-        await asyncio.sleep(0)
-        assert got == [0, 1, 2]             # one user left: the busy size
-    await asyncio.sleep(0.6)
-    assert got == [0, 1, 2, 3, 4]           # nobody, past the grace: every slot
-    await _stop(tasks)
-    assert slots.used == 0
-
-
-@pytest.mark.asyncio
 async def test_steps_already_running_are_not_stopped_by_a_request():
     slots = api_first.Slots(idle=4, busy=1)
     tasks, got = await _start(slots, 4)

@@ -20,9 +20,8 @@ After the commit the hosts that got commands are notified
 finds the task already moved on (or still waiting) and does nothing.
 
 Messages of different tasks run concurrently (up to ``CONCURRENCY`` at a
-time, ``BUSY_CONCURRENCY`` while an API request is in flight and 1 while
-several are, so that a user's request does not wait through loop turns full
-of build steps:
+time, ``BUSY_CONCURRENCY`` while API requests are in flight, so that a
+user's request does not wait through loop turns full of build steps:
 runtime/api_first.py; a test cloud with ``runtime.sync_cast`` runs them
 inline, one at a time): the lease and the compare-and-swaps guard a task,
 and a wake for a task whose step is in progress is remembered and run once
