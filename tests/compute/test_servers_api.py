@@ -90,6 +90,7 @@ async def test_create_writes_instance_task_and_action(api):
     assert s["hostId"] == "" and s["progress"] == 0
     assert "OS-EXT-SRV-ATTR:host" not in s            # members do not see host attrs
 
+
 async def test_legacy_version_and_project_prefix_paths(api):
     """/v2 answers as /v2.1 does, each also behind a /{project_id} prefix, and
     links name the version and prefix the request came in on."""
@@ -110,7 +111,6 @@ async def test_legacy_version_and_project_prefix_paths(api):
     _, listed = await call(api, "GET", "/v2.1/servers/detail", token=ALICE, status=200)
     assert len(listed["servers"]) == 3
     await call(api, "DELETE", "/v2.1/servers", token=ALICE, status=405)
-
 
 
 async def test_create_checks_the_image(api):
