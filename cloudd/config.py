@@ -56,7 +56,7 @@ class ListenersConfig(Section):
 class DatabaseConfig(Section):
     url: str = ""
     echo: bool = False
-    pool_size: int = Field(default=20, ge=1)
+    pool_size: int = Field(default=32, ge=1)
 
 
 class IdentityConfig(Section):

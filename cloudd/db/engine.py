@@ -43,7 +43,7 @@ class Database:
     lock and meets the busy handler as before.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 32) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         kwargs: dict = {"echo": echo}

@@ -194,3 +194,32 @@ async def test_lazy_read_takes_a_connection_only_when_it_reads(db):
             await lazy.execute(select(item))
             raise RuntimeError("boom")
     assert pool.checkedout() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_thirty_reuses_its_connections_the_next_time(db):
+    """A mass boot on PostgreSQL keeps up to 30 connections busy at once
+    (20 API clients, the conductor's steps, the scheduler, the agent hub).
+    The default pool keeps them all: a second burst of that size opens no
+    connection, where one of 20 opened and closed ten each time."""
+    from sqlalchemy import event
+
+    opened = 0
+
+    def on_connect(*_):
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.engine.sync_engine, "connect", on_connect)
+    everyone_in = asyncio.Barrier(30)
+
+    async def reader() -> None:
+        async with db.read() as conn:
+            await conn.execute(select(item.c.id))
+            await everyone_in.wait()        # all 30 hold a connection at once
+
+    await asyncio.gather(*(reader() for _ in range(30)))
+    first = opened
+    assert first >= 30 - 1                  # a connection may have been open already
+    await asyncio.gather(*(reader() for _ in range(30)))
+    assert opened == first
