@@ -65,6 +65,24 @@ async def test_auto_uses_the_default_network_and_vif_shape(api):
     assert members == [("inst-1", "h1"), ("inst-2", "h1")]
 
 
+async def test_members_of_a_dual_stack_group_are_host_prefixes_of_each_version(api):
+    net = await network(api, token="u1:p1", name="dual")
+    await subnet(api, net["id"], "192.168.9.0/24", token="u1:p1")
+    await subnet(api, net["id"], "fd00:9::/64", token="u1:p1")
+    # written out long: the member set carries the canonical form
+    [vif] = await _alloc(api, requested=[{"uuid": net["id"],
+                                          "fixed_ip": "fd00:9:0:0:0:0:0:0010"}])
+    [addr6] = [ip for s in vif["subnets"] for ip in s["ips"]]
+    assert addr6 == "fd00:9::10"
+    await _alloc(api, uuid="inst-2", requested=[{"uuid": net["id"]}])
+    async with api.cloud.db.read() as conn:
+        [vif] = (await api.cloud.network.vifs_for_instances(conn, ["inst-1"]))["inst-1"]
+    [members] = vif["security_group_members"].values()
+    assert members["IPv6"][0] == "fd00:9::10/128" and len(members["IPv6"]) == 2
+    assert all(m.endswith("/128") for m in members["IPv6"])
+    assert members["IPv4"] == ["192.168.9.2/32"]
+
+
 async def test_deallocate_deletes_made_ports_and_unbinds_given_ones(api):
     net = await network(api, token="u1:p1", name="mine")
     await subnet(api, net["id"], "192.168.7.0/24", token="u1:p1")

@@ -21,7 +21,6 @@ Who must hear of what:
 
 from __future__ import annotations
 
-import ipaddress
 import time
 
 import sqlalchemy as sa
@@ -49,10 +48,15 @@ async def snapshot(conn, group_ids) -> dict[str, dict]:
         q = (sa.select(PSG.c.security_group_id, A.c.ip_address)
              .select_from(PSG.join(A, A.c.port_id == PSG.c.port_id))
              .where(PSG.c.security_group_id.in_(group_ids)))
+        # Stored addresses are canonical (ipam writes str(ipaddress)), so
+        # each becomes its host prefix as text: a group of N members is
+        # snapshotted at every membership change, and parsing each address
+        # was half of that.
         for gid, ip in (await conn.execute(q)).all():
-            addr = ipaddress.ip_address(ip)
-            out[gid]["IPv4" if addr.version == 4 else "IPv6"].add(
-                f"{addr}/{addr.max_prefixlen}")
+            if ":" in ip:
+                out[gid]["IPv6"].add(ip + "/128")
+            else:
+                out[gid]["IPv4"].add(ip + "/32")
     for m in out.values():
         m["IPv4"], m["IPv6"] = sorted(m["IPv4"]), sorted(m["IPv6"])
     return out
