@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, select, text
 
 from cloudd.db import engine as engine_mod
 from cloudd.db.engine import Database
@@ -202,8 +202,6 @@ async def test_a_burst_of_thirty_reuses_its_connections_the_next_time(db):
     (20 API clients, the conductor's steps, the scheduler, the agent hub).
     The default pool keeps them all: a second burst of that size opens no
     connection, where one of 20 opened and closed ten each time."""
-    from sqlalchemy import event
-
     opened = 0
 
     def on_connect(*_):
