@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cloudd.config import DatabaseConfig
 from cloudd.db.write_queue import WriteQueue
 
 WRITE_OPTION = "cloudd_write"
@@ -43,7 +44,8 @@ class Database:
     lock and meets the busy handler as before.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 32) -> None:
+    def __init__(self, url: str, *, echo: bool = False,
+                 pool_size: int = DatabaseConfig.model_fields["pool_size"].default) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         kwargs: dict = {"echo": echo}
