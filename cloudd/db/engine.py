@@ -115,8 +115,12 @@ class Database:
                 options["isolation_level"] = "AUTOCOMMIT"
             await conn.execution_options(**options)
             touched: set[str] = set()
-            conn.info[TOUCHED] = touched
-            conn.info[BEGIN_SEQ] = self.commit_seq
+            # Held, not read again after the block: a block cancelled mid-statement
+            # leaves the connection invalidated, and its ``info`` would reconnect
+            # outside SQLAlchemy's async bridge (MissingGreenlet, not CancelledError).
+            info = conn.info
+            info[TOUCHED] = touched
+            info[BEGIN_SEQ] = self.commit_seq
             dbapi = conn.sync_connection.connection.dbapi_connection if defer_inserts else None
             if not hasattr(dbapi, "defer_inserts"):
                 dbapi = None
@@ -126,7 +130,7 @@ class Database:
                 async with conn.begin():
                     yield conn
             finally:
-                conn.info.pop(TOUCHED, None)
+                info.pop(TOUCHED, None)
                 if dbapi is not None:
                     dbapi.defer_inserts(False)
             if touched:
@@ -230,6 +234,16 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+    @event.listens_for(sync_engine, "invalidate")
+    def _on_invalidate(dbapi_conn, _record, _exception) -> None:
+        # A block cancelled mid-statement (shutdown cancels actors) gets its
+        # connection invalidated; the statement would run on in the driver's
+        # thread, holding the database (and its write lock) until it ends and
+        # the close queued behind it. sqlite3's interrupt() is for another thread.
+        raw = getattr(getattr(dbapi_conn, "_connection", None), "_connection", None)
+        if raw is not None:
+            raw.interrupt()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn) -> None:

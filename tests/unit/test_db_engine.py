@@ -221,3 +221,36 @@ async def test_a_burst_of_thirty_reuses_its_connections_the_next_time(db):
     assert first >= 30 - 1                  # a connection may have been open already
     await asyncio.gather(*(reader() for _ in range(30)))
     assert opened == first
+
+
+@pytest.mark.asyncio
+async def test_a_write_cancelled_mid_statement_ends_cancelled_and_changes_nothing(db):
+    """Shutting down cancels actors mid-statement. SQLAlchemy then drops the
+    connection, and touching it afterwards (its ``info``) would reconnect
+    outside the async bridge: MissingGreenlet in place of CancelledError, so
+    an actor that retries on errors kept running and shutdown hung. On
+    SQLite the statement itself is interrupted, or it runs on in the
+    driver's thread holding the database."""
+    slow = ("SELECT pg_sleep(5)" if db.dialect == "postgresql" else
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 1000000000) SELECT count(*) FROM c")
+    started = asyncio.Event()
+
+    async def write() -> None:
+        async with db.write(defer_inserts=True) as conn:
+            await conn.execute(item.insert().values(id="x", n=1))
+            started.set()
+            await conn.exec_driver_sql(slow)
+
+    task = asyncio.create_task(write())
+    await started.wait()
+    await asyncio.sleep(0.2)
+    task.cancel()
+    # The cancelled statement (minutes long) stops, not holding the database.
+    async with asyncio.timeout(60):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.write() as conn:
+            await conn.execute(item.insert().values(id="y", n=2))
+    async with db.read() as conn:
+        assert [r.id for r in await conn.execute(select(item))] == ["y"]
