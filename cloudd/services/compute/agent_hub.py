@@ -360,6 +360,8 @@ class AgentHub(Actor):
                 except ConnectionError:
                     return
                 except Exception:
+                    if link.closed:     # the agent resends unacknowledged results
+                        return
                     log.exception("storing agent results failed; retrying",
                                   extra=_fields(host=link.host))
                     await asyncio.sleep(delay)
