@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import event
@@ -243,7 +244,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # the close queued behind it. sqlite3's interrupt() is for another thread.
         raw = getattr(getattr(dbapi_conn, "_connection", None), "_connection", None)
         if raw is not None:
-            raw.interrupt()
+            with suppress(sqlite3.ProgrammingError):    # closed meanwhile
+                raw.interrupt()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn) -> None:
